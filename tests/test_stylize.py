@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from transfer.backbones import random_backbone
+from transfer.config import StyleConfig
+from transfer.errors import DetstyleError, DivergenceError
+from transfer.features import LAYER_PRESETS, feature_model, layer_spec
+from transfer.stylize import StyleLoss, stylize
+
+
+def test_presets_are_the_documented_layers(random_backbone):
+    article = LAYER_PRESETS["article"]
+    assert article.style == ("block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2")
+    # "layer -2" of the 17-layer truncated VGG16 is block5_conv2
+    assert article.content == (random_backbone.model.layers[-2].name,) == ("block5_conv2",)
+    assert LAYER_PRESETS["gatys"].style == tuple(f"block{b}_conv1" for b in range(1, 6))
+
+
+def test_feature_model_outputs_and_unknown_layer(random_backbone):
+    model = feature_model(random_backbone.model, LAYER_PRESETS["article"])
+    assert len(model.outputs) == 6
+    with pytest.raises(DetstyleError, match="block9_conv9"):
+        feature_model(random_backbone.model, layer_spec("custom", ["block9_conv9"], ["block5_conv2"]))
+
+
+def test_optimisation_lowers_style_loss_and_moves_towards_style(random_backbone, small_pair):
+    content, style = small_pair
+    result = stylize(content, style, random_backbone, StyleConfig(steps=30, learning_rate=0.03))
+    first, last = result.history[0], result.history[-1]
+    assert last["style"] < 0.5 * first["style"]
+    assert result.image.shape == content.shape
+    assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+    assert np.abs(result.image - content).mean() > 0.01
+
+
+def test_same_seed_same_image_and_noise_init_differs(random_backbone, small_pair):
+    content, style = small_pair
+    cfg = StyleConfig(steps=3, init="noise", seed=5)
+    a = stylize(content, style, random_backbone, cfg).image
+    b = stylize(content, style, random_backbone, cfg).image
+    c = stylize(content, style, random_backbone, StyleConfig(steps=3, init="noise", seed=6)).image
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 0.01
+
+
+def test_callback_sees_every_step(random_backbone, small_pair):
+    seen = []
+    stylize(*small_pair, random_backbone, StyleConfig(steps=4), callback=lambda info: seen.append(info.step))
+    assert seen == [1, 2, 3, 4]
+
+
+def test_style_blend_weights_interpolate_gram_targets(random_backbone, small_pair):
+    content, style = small_pair
+    loss = StyleLoss(random_backbone, LAYER_PRESETS["gatys"])
+    only_a = loss.style_targets([(style, 1.0)])
+    only_b = loss.style_targets([(content, 1.0)])
+    half = loss.style_targets([(style, 1.0), (content, 1.0)])
+    for a, b, h in zip(only_a, only_b, half):
+        np.testing.assert_allclose(h, (a + b) / 2, rtol=1e-4, atol=1e-4)
+
+
+def test_nan_is_detected_with_step_and_last_good_image(random_backbone, small_pair):
+    content, style = small_pair
+    poisoned = content.copy()
+    poisoned[0, 0, 0] = np.nan  # NaN content targets make every loss NaN from step 1
+    with pytest.raises(DivergenceError, match="step 1") as info:
+        stylize(poisoned, style, random_backbone, StyleConfig(steps=3, init="noise"))
+    assert info.value.step == 1
+    good = info.value.last_good_image
+    assert good.shape == content.shape and np.all(np.isfinite(good))
+
+
+def test_invalid_config_is_a_clear_error(random_backbone, small_pair):
+    with pytest.raises(DetstyleError, match="--steps"):
+        stylize(*small_pair, random_backbone, StyleConfig(steps=0))
+    with pytest.raises(DetstyleError, match="layer preset"):
+        stylize(*small_pair, random_backbone, StyleConfig(steps=1, layers="nope"))
+
+
+def test_random_control_is_calibrated_to_unit_activation_variance():
+    from transfer.backbones import calibration_image
+    from transfer.preprocessing import preprocess
+
+    model = random_backbone(seed=1).model
+    probe = feature_model(model, layer_spec("custom", ["block1_conv1"], ["block5_conv3"]))
+    _, deep = probe(preprocess(calibration_image()[None], "caffe"))
+    # post-ReLU of a unit-variance pre-activation: mean square about 0.5, far from vanishing
+    assert 0.1 < float(np.mean(np.square(deep))) < 2.0

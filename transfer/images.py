@@ -1,0 +1,117 @@
+"""Image input/output: every image in the toolkit is float32 RGB in [0, 1], shape (H, W, 3).
+
+Reading normalises what people actually have on disk (EXIF rotation, greyscale, palette,
+alpha, 16-bit, CMYK) and turns every failure into one clear `ImageError`.  Writing is
+atomic (temporary file + rename) so a crash never leaves a half-written picture.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from transfer.errors import DetstyleError, ImageError
+
+#: Refuse images larger than this many pixels before decoding (decompression bombs).
+MAX_PIXELS = 120_000_000
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+    """Read an image file as float32 RGB in [0, 1], optionally resized to `max_side`.
+
+    `max_side` is the longest side in pixels after resizing (aspect ratio kept); smaller
+    images are scaled up so every run works at the size the user asked for.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: file is empty")
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(path) as opened:
+            opened.seek(0)  # animated files: the first frame
+            image = ImageOps.exif_transpose(opened)
+            image = _to_rgb(image)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: image has more than {MAX_PIXELS:,} pixels; refusing to decode it") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: cannot decode image ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
+    if max_side is not None:
+        image = resize_longest_side(image, max_side)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def resize_longest_side(image: Image.Image, max_side: int) -> Image.Image:
+    """Resize so the longest side is `max_side` pixels (aspect ratio kept, min 1 pixel)."""
+    if max_side < 1:
+        raise DetstyleError(f"image size must be a positive number of pixels, got {max_side}")
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def resize_array(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float [0, 1] RGB array to `(height, width)` with Lanczos resampling."""
+    pil = Image.fromarray(to_uint8(image))
+    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.LANCZOS), np.float32) / 255.0
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call `write(tmp_path)` then rename onto `path`; on any failure leave `path` untouched."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise DetstyleError(f"{path}: output directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise DetstyleError(f"{path}: output directory {directory} is not writable")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=directory)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; outputs should look like any other file
+    try:
+        write(tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a float [0, 1] RGB array atomically; the format follows the file extension."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise DetstyleError(f"{path}: unknown image extension {path.suffix!r} (use .png or .jpg)")
+    pil = Image.fromarray(to_uint8(image))
+    return atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))

@@ -1,0 +1,670 @@
+"""Read PyTorch `.pth` state dicts (ssd.pytorch) without torch and without running pickle code.
+
+Two serialisations exist and both must load byte-for-byte:
+
+* the **legacy stream** (torch < 1.6, e.g. `ssd300_mAP_77.43_v2.pth`): four pickles in a row
+  (magic number, protocol version 1001, sys_info, the object) then a pickled list of storage
+  keys, then for every key an int64 element count followed by the storage's raw bytes;
+* the **zip archive** (torch >= 1.6): `<name>/data.pkl`, one record `<name>/data/<key>` per
+  storage, `<name>/version` and optionally `<name>/byteorder`.
+
+The object pickle is read by :class:`_SafeUnpickler`, whose `find_class` answers only an
+allow-list (tensor rebuild helpers, `collections.OrderedDict`, storage types, dtypes), each
+mapped to a stand-in defined here.  Anything else raises :class:`UnsafeCheckpointError`
+before it is called, so nothing from the file is ever executed.  Tensors are rebuilt lazily
+(the legacy stream stores the bytes after the pickle) from offset, size and stride.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import re
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from weights.checkpoint import Checkpoint
+from weights.errors import UnsafeCheckpointError, WeightsError
+
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL_VERSION = 1001
+#: First bytes of a legacy stream: pickle protocol 2, then LONG1 with 10 bytes (the magic).
+LEGACY_PREFIX = b"\x80\x02\x8a\x0a"
+ZIP_PREFIX = b"PK\x03\x04"
+
+SSD_LAYOUT = "ssd300-pth"
+REDUCEDFC_LAYOUT = "vgg16-reducedfc-pth"
+UNKNOWN_LAYOUT = "torch-state-dict"
+
+# --------------------------------------------------------------------------------------
+# Expected shapes (checkpoint-layouts.md, section 1)
+# --------------------------------------------------------------------------------------
+
+#: (index in `vgg`, out channels, in channels, kernel size) of the 15 base-net convs.
+VGG_CONVS: tuple[tuple[int, int, int, int], ...] = (
+    (0, 64, 3, 3), (2, 64, 64, 3),
+    (5, 128, 64, 3), (7, 128, 128, 3),
+    (10, 256, 128, 3), (12, 256, 256, 3), (14, 256, 256, 3),
+    (17, 512, 256, 3), (19, 512, 512, 3), (21, 512, 512, 3),
+    (24, 512, 512, 3), (26, 512, 512, 3), (28, 512, 512, 3),
+    (31, 1024, 512, 3),  # conv6, dilation 6
+    (33, 1024, 1024, 1),  # conv7
+)
+EXTRAS: tuple[tuple[int, int, int], ...] = (
+    (256, 1024, 1), (512, 256, 3), (128, 512, 1), (256, 128, 3),
+    (128, 256, 1), (256, 128, 3), (128, 256, 1), (256, 128, 3),
+)
+#: Input channels of the six prediction sources and boxes per location on each.
+HEAD_IN_CHANNELS: tuple[int, ...] = (512, 1024, 512, 256, 256, 256)
+BOXES_PER_LOCATION: tuple[int, ...] = (4, 6, 6, 6, 4, 4)
+VOC_NUM_CLASSES = 21
+
+
+def _conv(prefix: str, out_c: int, in_c: int, k: int) -> dict[str, tuple[int, ...]]:
+    return {f"{prefix}.weight": (out_c, in_c, k, k), f"{prefix}.bias": (out_c,)}
+
+
+def reducedfc_shapes() -> dict[str, tuple[int, ...]]:
+    """`{key: shape}` of `vgg16_reducedfc.pth` (the `vgg` list without its prefix)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for index, out_c, in_c, k in VGG_CONVS:
+        shapes.update(_conv(str(index), out_c, in_c, k))
+    return shapes
+
+
+def ssd300_shapes(num_classes: int = VOC_NUM_CLASSES) -> dict[str, tuple[int, ...]]:
+    """`{key: shape}` of an ssd.pytorch SSD300 state dict with `num_classes` classes."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for index, out_c, in_c, k in VGG_CONVS:
+        shapes.update(_conv(f"vgg.{index}", out_c, in_c, k))
+    shapes["L2Norm.weight"] = (512,)
+    for i, (out_c, in_c, k) in enumerate(EXTRAS):
+        shapes.update(_conv(f"extras.{i}", out_c, in_c, k))
+    for i, (in_c, boxes) in enumerate(zip(HEAD_IN_CHANNELS, BOXES_PER_LOCATION)):
+        shapes.update(_conv(f"loc.{i}", boxes * 4, in_c, 3))
+    for i, (in_c, boxes) in enumerate(zip(HEAD_IN_CHANNELS, BOXES_PER_LOCATION)):
+        shapes.update(_conv(f"conf.{i}", boxes * num_classes, in_c, 3))
+    return shapes
+
+
+# --------------------------------------------------------------------------------------
+# Safe stand-ins for the globals a torch pickle may name
+# --------------------------------------------------------------------------------------
+
+
+class _Frozen:
+    """Base of the stand-ins: a pickle's BUILD opcode must not be able to modify them."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise UnsafeCheckpointError(f"pickle tries to set {name!r} on a loader stand-in")
+
+    def __delattr__(self, name: str) -> None:
+        raise UnsafeCheckpointError(f"pickle tries to delete {name!r} on a loader stand-in")
+
+
+class _DType(_Frozen):
+    """Stand-in for `torch.float32` & co."""
+
+    __slots__ = ("name", "np_dtype")
+
+    def __init__(self, name: str, np_dtype: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "np_dtype", np_dtype)
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+
+# torch dtype name -> numpy dtype ("bfloat16" is read as raw uint16, widened later).
+_DTYPES: dict[str, str] = {
+    "float32": "f4", "float": "f4", "float64": "f8", "double": "f8",
+    "float16": "f2", "half": "f2", "bfloat16": "bf16",
+    "int64": "i8", "long": "i8", "int32": "i4", "int": "i4", "int16": "i2", "short": "i2",
+    "int8": "i1", "uint8": "u1", "bool": "?",
+    "complex64": "c8", "cfloat": "c8", "complex128": "c16", "cdouble": "c16",
+}
+_DTYPE_OBJECTS = {name: _DType(name, code) for name, code in _DTYPES.items()}
+
+
+class _StorageType(_Frozen):
+    """Stand-in for `torch.FloatStorage` etc.; only ever used as a tag, never called."""
+
+    __slots__ = ("name", "dtype")
+
+    def __init__(self, name: str, dtype: _DType | None) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "dtype", dtype)  # None: untyped bytes
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise UnsafeCheckpointError(f"pickle tries to call storage type {self.name}")
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+
+_STORAGE_DTYPE = {
+    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
+    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
+    "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+}
+_STORAGE_TYPES = {n: _StorageType(n, _DTYPE_OBJECTS[d]) for n, d in _STORAGE_DTYPE.items()}
+_UNTYPED = _StorageType("UntypedStorage", None)
+
+
+def _np_dtype(dtype: _DType | None, big_endian: bool) -> np.dtype:
+    code = "u1" if dtype is None else dtype.np_dtype
+    if code == "bf16":
+        code = "u2"
+    return np.dtype(code).newbyteorder(">" if big_endian else "<")
+
+
+class _Storage:
+    """A storage named by the pickle; its bytes are attached later."""
+
+    def __init__(self, key: str, dtype: _DType | None, numel: int, location: str) -> None:
+        self.key, self.dtype, self.numel, self.location = key, dtype, numel, location
+        self.array: np.ndarray | None = None  # 1-D, native byte order once loaded
+        self.users = 0
+
+
+class _StorageView:
+    """A legacy storage view: elements `offset : offset + size` of a root storage."""
+
+    def __init__(self, root: _Storage, offset: int, size: int) -> None:
+        self.root, self.offset, self.size = root, offset, size
+        self.users = 0
+
+
+class _TensorRef:
+    """A tensor waiting for its storage bytes."""
+
+    def __init__(self, storage: Any, offset: Any, size: Any, stride: Any, dtype: Any = None) -> None:
+        if not isinstance(storage, (_Storage, _StorageView)):
+            raise WeightsError(f"tensor rebuild got {type(storage).__name__} instead of a storage")
+        if dtype is not None and not isinstance(dtype, _DType):
+            raise WeightsError(f"tensor rebuild got dtype {dtype!r}")
+        try:
+            self.offset = int(offset)
+            self.size = tuple(int(s) for s in size)
+            self.stride = tuple(int(s) for s in stride)
+        except (TypeError, ValueError):
+            raise WeightsError("tensor rebuild got a malformed offset/size/stride") from None
+        if len(self.size) != len(self.stride) or self.offset < 0 or any(
+            v < 0 for v in self.size + self.stride
+        ):
+            raise WeightsError(f"tensor rebuild got size {self.size} with stride {self.stride}")
+        self.storage, self.dtype = storage, dtype
+        storage.users += 1
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
+    return _TensorRef(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
+    return _TensorRef(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
+    return _TensorRef(storage, storage_offset, size, stride, dtype=dtype)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
+    if not isinstance(data, _TensorRef):
+        raise WeightsError(f"parameter rebuild got {type(data).__name__} instead of a tensor")
+    return data
+
+
+def _size(values=()):
+    return tuple(int(v) for v in values)
+
+
+class _Helper(_Frozen):
+    """An allow-listed callable, wrapped so that the pickle cannot alter it."""
+
+    __slots__ = ("_fn", "name")
+
+    def __init__(self, fn: Any, name: str) -> None:
+        object.__setattr__(self, "_fn", fn)
+        object.__setattr__(self, "name", name)
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self._fn(*args)
+        except TypeError as exc:
+            raise WeightsError(f"{self.name} called with {len(args)} arguments ({exc})") from None
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("torch._utils", "_rebuild_tensor"): _Helper(_rebuild_tensor, "_rebuild_tensor"),
+    ("torch._utils", "_rebuild_tensor_v2"): _Helper(_rebuild_tensor_v2, "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor_v3"): _Helper(_rebuild_tensor_v3, "_rebuild_tensor_v3"),
+    ("torch._utils", "_rebuild_parameter"): _Helper(_rebuild_parameter, "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"): _Helper(_rebuild_parameter, "_rebuild_parameter_with_state"),
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch", "Size"): _Helper(_size, "torch.Size"),
+    ("torch", "UntypedStorage"): _UNTYPED,
+    ("torch.storage", "UntypedStorage"): _UNTYPED,
+    ("torch.storage", "_UntypedStorage"): _UNTYPED,
+    **{("torch", name): st for name, st in _STORAGE_TYPES.items()},
+    **{("torch.cuda", name): st for name, st in _STORAGE_TYPES.items()},
+    **{("torch", name): dt for name, dt in _DTYPE_OBJECTS.items()},
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only allow-listed globals, to stand-ins defined above."""
+
+    def __init__(self, file: Any, path: Path, persistent_load=None) -> None:
+        super().__init__(file, encoding="utf-8")
+        self._path = path
+        self._persistent = persistent_load
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            pass
+        raise UnsafeCheckpointError(
+            f"{self._path}: refuses to load: pickle asks for global {module}.{name} "
+            "(not a tensor rebuild helper); nothing was executed"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self._persistent is None:
+            raise WeightsError(f"{self._path}: unexpected persistent id {pid!r:.80} in a header pickle")
+        return self._persistent(pid)
+
+
+# --------------------------------------------------------------------------------------
+# Reading the two serialisations
+# --------------------------------------------------------------------------------------
+
+
+def _safe_load(path: Path, file: Any, what: str, persistent_load=None) -> Any:
+    """Unpickle one pickle from `file`; every failure becomes a one-line WeightsError."""
+    try:
+        return _SafeUnpickler(file, path, persistent_load).load()
+    except WeightsError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise type(exc)(f"{path}: {what}: {exc}") from None
+    except EOFError:
+        raise WeightsError(f"{path}: truncated file: the {what} pickle ends early") from None
+    except Exception as exc:  # UnpicklingError, ValueError, TypeError, MemoryError, ...
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise WeightsError(
+            f"{path}: corrupt or truncated {what} pickle ({type(exc).__name__}: {detail[:120]})"
+        ) from None
+
+
+def _decode(value: Any) -> Any:
+    return value.decode("ascii") if isinstance(value, bytes) else value
+
+
+def _read_legacy(path: Path, file_size: int) -> tuple[Any, dict]:
+    storages: dict[str, _Storage] = {}
+    views: dict[str, _StorageView] = {}
+
+    def persistent_load(pid: Any) -> Any:
+        if not isinstance(pid, tuple) or not pid or _decode(pid[0]) != "storage" or len(pid) != 6:
+            kind = _decode(pid[0]) if isinstance(pid, tuple) and pid else pid
+            raise WeightsError(f"{path}: unsupported persistent id {kind!r:.60} (only storages are read)")
+        _, storage_type, root_key, location, numel, view_metadata = pid
+        if not isinstance(storage_type, _StorageType):
+            raise WeightsError(f"{path}: persistent id names {storage_type!r:.60}, not a storage type")
+        root_key = str(_decode(root_key))
+        if root_key not in storages:
+            storages[root_key] = _Storage(root_key, storage_type.dtype, int(numel), str(_decode(location)))
+        root = storages[root_key]
+        if view_metadata is None:
+            return root
+        view_key, offset, size = view_metadata
+        view_key = str(_decode(view_key))
+        if view_key not in views:
+            views[view_key] = _StorageView(root, int(offset), int(size))
+        return views[view_key]
+
+    with open(path, "rb") as f:
+        magic = _safe_load(path, f, "magic number")
+        if magic != LEGACY_MAGIC_NUMBER:
+            raise WeightsError(f"{path}: wrong magic number {magic!r:.40}: not a torch legacy checkpoint")
+        version = _safe_load(path, f, "protocol version")
+        if version != LEGACY_PROTOCOL_VERSION:
+            raise WeightsError(f"{path}: unsupported legacy protocol version {version!r:.40} (expected 1001)")
+        sys_info = _safe_load(path, f, "sys_info")
+        if not isinstance(sys_info, dict):
+            raise WeightsError(f"{path}: sys_info is {type(sys_info).__name__}, not a dict")
+        big_endian = sys_info.get("little_endian", True) is False
+        obj = _safe_load(path, f, "state dict", persistent_load)
+        keys = _safe_load(path, f, "storage key list")
+        if not isinstance(keys, list):
+            raise WeightsError(f"{path}: storage key list is {type(keys).__name__}, not a list")
+        count_format = ">q" if big_endian else "<q"
+        for key in keys:
+            key = str(_decode(key))
+            storage = storages.get(key)
+            if storage is None:
+                raise WeightsError(f"{path}: storage {key!r} is in the key list but no tensor uses it")
+            offset = f.tell()
+            header = f.read(8)
+            if len(header) < 8:
+                raise WeightsError(
+                    f"{path}: truncated file: storage {key!r} header at byte {offset} is cut off "
+                    f"(file has {file_size} bytes)"
+                )
+            (numel,) = struct.unpack(count_format, header)
+            if numel != storage.numel:
+                raise WeightsError(
+                    f"{path}: storage {key!r} holds {numel} elements but the pickle says {storage.numel}"
+                )
+            dtype = _np_dtype(storage.dtype, big_endian)
+            nbytes = numel * dtype.itemsize
+            if offset + 8 + nbytes > file_size:
+                raise WeightsError(
+                    f"{path}: truncated file: storage {key!r} needs {nbytes} bytes at byte {offset + 8} "
+                    f"but the file ends at {file_size}"
+                )
+            array = np.empty(numel, dtype=dtype)
+            got = f.readinto(memoryview(array).cast("B")) if nbytes else 0
+            if got != nbytes:
+                raise WeightsError(f"{path}: truncated file: storage {key!r} is cut off")
+            storage.array = array
+    missing = [k for k, s in storages.items() if s.array is None]
+    if missing:
+        raise WeightsError(f"{path}: truncated or corrupt file: no data for storage(s) {missing[:3]}")
+    meta = {"serialisation": "legacy", "protocol_version": version, "byteorder": "big" if big_endian else "little"}
+    return obj, meta
+
+
+def _read_zip(path: Path) -> tuple[Any, dict]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise WeightsError(f"{path}: truncated or corrupt zip archive ({exc})") from None
+    with archive:
+        names = archive.namelist()
+        pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+        if not pickles:
+            if "data.pkl" in names:
+                pickles = ["data.pkl"]
+            else:
+                raise WeightsError(f"{path}: zip archive has no <name>/data.pkl: not a torch.save file")
+        data_pkl = pickles[0]
+        prefix = data_pkl[: -len("data.pkl")]
+        if any(n.startswith(prefix + "code/") for n in names):
+            raise WeightsError(
+                f"{path}: is a TorchScript archive, not a state dict; save model.state_dict() instead"
+            )
+
+        def record(name: str) -> bytes | None:
+            try:
+                return archive.read(prefix + name)
+            except KeyError:
+                return None
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                raise WeightsError(f"{path}: corrupt or truncated record {prefix + name} ({exc})") from None
+
+        byteorder = (record("byteorder") or b"little").decode("ascii", "replace").strip()
+        if byteorder not in ("little", "big"):
+            raise WeightsError(f"{path}: unknown byteorder record {byteorder!r:.20}")
+        version = (record("version") or b"").decode("ascii", "replace").strip()
+        big_endian = byteorder == "big"
+        storages: dict[str, _Storage] = {}
+
+        def persistent_load(pid: Any) -> Any:
+            if not isinstance(pid, tuple) or len(pid) != 5 or _decode(pid[0]) != "storage":
+                raise WeightsError(f"{path}: unsupported persistent id {pid!r:.60} (only storages are read)")
+            _, storage_type, key, location, numel = pid
+            if not isinstance(storage_type, _StorageType):
+                raise WeightsError(f"{path}: persistent id names {storage_type!r:.60}, not a storage type")
+            key = str(_decode(key))
+            if key not in storages:
+                storages[key] = _Storage(key, storage_type.dtype, int(numel), str(_decode(location)))
+            return storages[key]
+
+        raw_pickle = record("data.pkl")
+        obj = _safe_load(path, io.BytesIO(raw_pickle), "state dict", persistent_load)
+        for key, storage in storages.items():
+            name = f"{prefix}data/{key}"
+            dtype = _np_dtype(storage.dtype, big_endian)
+            nbytes = storage.numel * dtype.itemsize
+            try:
+                info = archive.getinfo(name)
+            except KeyError:
+                raise WeightsError(f"{path}: storage record {name} is missing from the archive") from None
+            if info.file_size < nbytes:
+                raise WeightsError(
+                    f"{path}: storage record {name} has {info.file_size} bytes, the pickle needs {nbytes}"
+                )
+            array = np.empty(storage.numel, dtype=dtype)
+            try:
+                with archive.open(info) as fh:
+                    got = fh.readinto(memoryview(array).cast("B")) if nbytes else 0
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                raise WeightsError(f"{path}: corrupt or truncated storage record {name} ({exc})") from None
+            if got != nbytes:
+                raise WeightsError(f"{path}: truncated storage record {name}")
+            storage.array = array
+    return obj, {"serialisation": "zip", "archive_version": version, "byteorder": byteorder, "record_prefix": prefix.rstrip("/")}
+
+
+# --------------------------------------------------------------------------------------
+# Tensors, state dict, layout
+# --------------------------------------------------------------------------------------
+
+
+def _materialise(path: Path, key: str, ref: _TensorRef) -> np.ndarray:
+    storage = ref.storage
+    base_offset = 0
+    if isinstance(storage, _StorageView):
+        base_offset, limit, shared = storage.offset, storage.size, True
+        root = storage.root
+    else:
+        root, limit, shared = storage, storage.numel, storage.users > 1
+    flat = root.array
+    if ref.dtype is not None and root.dtype is None:  # _rebuild_tensor_v3 on untyped bytes
+        big = flat.dtype.byteorder == ">"
+        flat = flat.view(_np_dtype(ref.dtype, big))
+        limit = limit // flat.dtype.itemsize if not isinstance(storage, _StorageView) else limit
+    numel = int(np.prod(ref.size, dtype=np.int64)) if ref.size else 1
+    if numel == 0:
+        out = np.zeros(ref.size, dtype=flat.dtype)
+    else:
+        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride))
+        if last >= limit or base_offset + limit > flat.size:
+            raise WeightsError(
+                f"{path}: tensor {key!r} (offset {ref.offset}, size {ref.size}, stride {ref.stride}) "
+                f"reads past its storage of {limit} elements"
+            )
+        start = base_offset + ref.offset
+        contiguous = tuple(ref.stride) == _contiguous_strides(ref.size)
+        if contiguous and not shared and ref.offset == 0 and numel == limit and base_offset == 0:
+            out = flat.reshape(ref.size)  # the storage is this tensor: no copy
+        else:
+            view = np.lib.stride_tricks.as_strided(
+                flat[start:],
+                shape=ref.size,
+                strides=[s * flat.dtype.itemsize for s in ref.stride],
+                writeable=False,
+            )
+            out = np.array(view, copy=True)
+    if out.dtype.byteorder == ">" or (out.dtype.byteorder == "<" and not np.little_endian):
+        out = out.astype(out.dtype.newbyteorder("="))
+    dtype = ref.dtype if ref.dtype is not None else root.dtype
+    if dtype is not None and dtype.np_dtype == "bf16":
+        out = (out.astype(np.uint32) << 16).view(np.float32)
+    return out
+
+
+def _contiguous_strides(size: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for n in reversed(size):
+        strides.append(acc)
+        acc *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+_NESTING_KEYS = ("state_dict", "model", "model_state_dict", "net", "weights")
+
+
+def _find_state_dict(path: Path, obj: Any) -> tuple[dict, str | None]:
+    def has_tensors(d: Any) -> bool:
+        return isinstance(d, dict) and any(isinstance(v, _TensorRef) for v in d.values())
+
+    if has_tensors(obj):
+        return obj, None
+    if isinstance(obj, dict):
+        for key in _NESTING_KEYS:
+            if has_tensors(obj.get(key)):
+                return obj[key], key
+        keys = ", ".join(repr(k) for k in list(obj)[:6])
+        raise WeightsError(f"{path}: no state dict of tensors found (top-level keys: {keys})")
+    raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+
+
+_REDUCEDFC_KEY = re.compile(r"^\d+\.(weight|bias)$")
+
+
+def detect_layout(keys: list[str]) -> str:
+    """`"ssd300-pth"`, `"vgg16-reducedfc-pth"` or `"torch-state-dict"` from key names alone."""
+    if any(k.startswith("vgg.") for k in keys):
+        return SSD_LAYOUT
+    if keys and all(_REDUCEDFC_KEY.match(k) for k in keys):
+        return REDUCEDFC_LAYOUT
+    return UNKNOWN_LAYOUT
+
+
+def _short_list(items: list[str], n: int = 4) -> str:
+    shown = ", ".join(items[:n])
+    return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def check_layout(path: Path, tensors: dict[str, np.ndarray], layout: str) -> dict:
+    """Validate key set and every shape of a known layout; return meta (num_classes, notes).
+
+    Raises WeightsError (one line) for a missing/unexpected key or a wrong shape.
+    """
+    meta: dict = {}
+    if layout == SSD_LAYOUT:
+        num_classes = _num_classes(path, tensors)
+        expected = ssd300_shapes(num_classes)
+        meta["num_classes"] = num_classes
+        if num_classes != VOC_NUM_CLASSES:
+            meta["notes"] = [
+                f"num_classes is {num_classes}, not {VOC_NUM_CLASSES} (VOC): the detection heads "
+                "were trained for another label set; the VGG backbone is still usable"
+            ]
+    elif layout == REDUCEDFC_LAYOUT:
+        expected = reducedfc_shapes()
+    else:
+        return meta
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s) {_short_list(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) {_short_list(unexpected)}")
+        raise WeightsError(f"{path}: wrong key set for {layout}: " + "; ".join(parts))
+    wrong = [(k, tuple(tensors[k].shape), shape) for k, shape in expected.items() if tuple(tensors[k].shape) != shape]
+    if wrong:
+        key, got, want = wrong[0]
+        more = f" ({len(wrong) - 1} more wrong)" if len(wrong) > 1 else ""
+        raise WeightsError(f"{path}: {key} has shape {got}, expected {want} for {layout}{more}")
+    not_float = [k for k, a in tensors.items() if a.dtype.kind != "f"]
+    if not_float:
+        raise WeightsError(f"{path}: {not_float[0]} has dtype {tensors[not_float[0]].dtype}, expected floating point")
+    return meta
+
+
+def _num_classes(path: Path, tensors: dict[str, np.ndarray]) -> int:
+    found: list[int] = []
+    for i, boxes in enumerate(BOXES_PER_LOCATION):
+        weight = tensors.get(f"conf.{i}.weight")
+        if weight is None or weight.ndim < 1:
+            raise WeightsError(f"{path}: wrong key set for {SSD_LAYOUT}: conf.{i}.weight is missing")
+        out = int(weight.shape[0])
+        if out % boxes:
+            raise WeightsError(
+                f"{path}: conf.{i}.weight has {out} output channels, not a multiple of {boxes} boxes per location"
+            )
+        found.append(out // boxes)
+    if len(set(found)) != 1:
+        raise WeightsError(f"{path}: conf heads disagree on the number of classes: {found}")
+    return found[0]
+
+
+def read_torch_pth(path: str | Path, *, strict: bool = True) -> Checkpoint:
+    """Read a torch `.pth` state dict (legacy stream or zip archive) into numpy arrays.
+
+    Never imports torch and never executes code from the file.  Keys keep PyTorch's names
+    (a DataParallel `module.` prefix is removed) and kernels stay OIHW.  With `strict`, the key
+    set must be one of the known layouts (`ssd300-pth`, `vgg16-reducedfc-pth`) with every
+    shape as documented; without it an unknown key set reads as `torch-state-dict`.
+    """
+    path = Path(path)
+    try:
+        file_size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head.startswith(ZIP_PREFIX[:2]):
+        obj, meta = _read_zip(path)
+    elif head == LEGACY_PREFIX:
+        obj, meta = _read_legacy(path, file_size)
+    elif not head:
+        raise WeightsError(f"{path}: empty file")
+    else:
+        raise WeightsError(
+            f"{path}: wrong magic bytes {head.hex(' ')}: neither a torch zip archive (PK) "
+            "nor a legacy torch pickle stream (80 02 8a 0a)"
+        )
+    state, nested_under = _find_state_dict(path, obj)
+    tensors: dict[str, np.ndarray] = {}
+    ignored: list[str] = []
+    stripped = False
+    for raw_key, value in state.items():
+        key = str(raw_key)
+        if key.startswith("module."):
+            key, stripped = key[len("module."):], True
+        if not isinstance(value, _TensorRef):
+            ignored.append(key)
+            continue
+        if key in tensors:
+            raise WeightsError(f"{path}: key {key!r} appears twice (with and without 'module.')")
+        tensors[key] = _materialise(path, key, value)
+    layout = detect_layout(list(tensors))
+    if layout == UNKNOWN_LAYOUT and strict:
+        raise WeightsError(
+            f"{path}: wrong key set: keys match neither {SSD_LAYOUT} (vgg.*, L2Norm, extras, loc, conf) "
+            f"nor {REDUCEDFC_LAYOUT} (0.weight ... 33.bias); first keys: {_short_list(list(tensors), 3)}"
+        )
+    meta.update(
+        file_size=file_size,
+        nested_under=nested_under,
+        module_prefix_stripped=stripped,
+        dtypes=sorted({str(a.dtype) for a in tensors.values()}),
+    )
+    if ignored:
+        meta["ignored_keys"] = ignored
+    try:
+        meta.update(check_layout(path, tensors, layout))
+    except WeightsError as exc:
+        if strict:
+            raise
+        meta["problems"] = [str(exc)]
+    return Checkpoint(tensors=tensors, layout=layout, source=path, meta=meta)
