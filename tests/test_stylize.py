@@ -5,7 +5,8 @@ from transfer.backbones import random_backbone
 from transfer.config import StyleConfig
 from transfer.errors import DetstyleError, DivergenceError
 from transfer.features import LAYER_PRESETS, feature_model, layer_spec
-from transfer.stylize import StyleLoss, stylize
+from transfer.objective import NormalisedObjective
+from transfer.stylizer import stylize
 
 
 def test_presets_are_the_documented_layers(random_backbone):
@@ -51,10 +52,14 @@ def test_callback_sees_every_step(random_backbone, small_pair):
 
 def test_style_blend_weights_interpolate_gram_targets(random_backbone, small_pair):
     content, style = small_pair
-    loss = StyleLoss(random_backbone, LAYER_PRESETS["gatys"])
-    only_a = loss.style_targets([(style, 1.0)])
-    only_b = loss.style_targets([(content, 1.0)])
-    half = loss.style_targets([(style, 1.0), (content, 1.0)])
+    objective = NormalisedObjective(random_backbone, LAYER_PRESETS["gatys"], 1.0, 1.0, 1.0)
+
+    def targets(styles):
+        objective.set_targets(content[None], styles)
+        return [t.numpy() for t in objective.style_targets]
+
+    only_a, only_b = targets([(style, 1.0)]), targets([(content, 1.0)])
+    half = targets([(style, 1.0), (content, 1.0)])
     for a, b, h in zip(only_a, only_b, half):
         np.testing.assert_allclose(h, (a + b) / 2, rtol=1e-4, atol=1e-4)
 

@@ -17,7 +17,7 @@ _EXPORTS = {
     "DetstyleError": "transfer.errors",
     "LAYER_PRESETS": "transfer.features", "LayerSpec": "transfer.features",
     "load_image": "transfer.images", "save_image": "transfer.images",
-    "StyleConfig": "transfer.config", "StyleResult": "transfer.stylize", "stylize": "transfer.stylize",
+    "StyleConfig": "transfer.config", "StyleResult": "transfer.stylizer", "stylize": "transfer.stylizer",
 }
 __all__ = sorted(_EXPORTS)
 

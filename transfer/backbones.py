@@ -131,7 +131,7 @@ def mri_backbone(profile: str | None = None) -> Backbone:
 
 def saved_backbone(path: Path, profile: str | None = None) -> Backbone:
     """Load a truncated VGG16 `.weights.h5` written by this toolkit (profile from its sidecar)."""
-    sidecar = path.with_suffix("").with_suffix(".json") if path.name.endswith(".weights.h5") else None
+    sidecar = path.with_name(path.name.removesuffix(".weights.h5") + ".json")
     meta = json.loads(sidecar.read_text()) if sidecar and sidecar.is_file() else {}
     model = truncated_vgg16()
     try:

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-image", default=None, help="style image (default: generated swirl painting)")
     _add_style_options(p, size=256, steps=150)
     p.set_defaults(func=cmd_demo)
+
+    from transfer.cli_weights import add_weights_commands
+
+    add_weights_commands(sub)
     return parser
 
 
@@ -143,7 +147,7 @@ def _progress(args, label: str):
 
 
 def _run(args, content, style, backbone, label: str, layers: str | None = None):
-    from transfer.stylize import stylize
+    from transfer.stylizer import stylize
 
     callback, close = _progress(args, label)
     try:

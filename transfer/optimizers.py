@@ -1,0 +1,138 @@
+"""Optimisers over an `Objective`'s parameters: Adam (compiled step) and L-BFGS (scipy).
+
+Why scipy for L-BFGS: `scipy.optimize.minimize(method="L-BFGS-B")` is the best-kept
+implementation available to TF users; it handles the [0, 1] box constraint natively
+(tfp's `lbfgs_minimize` has no bounds, and tfp's last release, 0.25, predates TF 2.21).
+The value and gradient come from one compiled `tf.function`, so each evaluation costs
+one forward and one backward pass, and float64 is used only on scipy's side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from transfer.objective import Objective
+
+#: `callback(step, losses, seconds, current_param)`; return True to stop early.
+StepCallback = Callable[[int, dict, float, Callable[[], np.ndarray]], "bool | None"]
+
+
+class NonFiniteLoss(Exception):
+    def __init__(self, step: int, losses: dict, param: np.ndarray):
+        super().__init__(f"non-finite loss at step {step}")
+        self.step, self.losses, self.param = step, losses, param
+
+
+@dataclasses.dataclass
+class AdamState:
+    """Everything needed to continue an Adam run exactly (saved by `--resume` checkpoints)."""
+
+    param: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+    t: float = 0.0
+
+    @classmethod
+    def start(cls, param: np.ndarray) -> AdamState:
+        return cls(param.astype(np.float32), np.zeros_like(param, np.float32), np.zeros_like(param, np.float32))
+
+
+def _mean_losses(terms: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    return {k: tf.reduce_mean(v) for k, v in terms.items()}
+
+
+def run_adam(objective: Objective, state: AdamState, steps: int, *, learning_rate: float, beta_1: float = 0.9,
+             beta_2: float = 0.999, epsilon: float = 1e-8, first_step: int = 1,
+             callback: StepCallback | None = None) -> tuple[AdamState, list[dict]]:
+    """Adam on the parameters, clipped to the objective's range after each update.
+
+    A step whose loss or gradient is non-finite changes nothing and raises
+    `NonFiniteLoss` carrying the last good parameters.
+    """
+    param = tf.Variable(state.param)
+    m, v, t = tf.Variable(state.m), tf.Variable(state.v), tf.Variable(state.t, dtype=tf.float32)
+    lo = -np.inf if objective.lower is None else objective.lower
+    hi = np.inf if objective.upper is None else objective.upper
+
+    @tf.function(reduce_retracing=True)
+    def step():
+        with tf.GradientTape() as tape:
+            terms = objective.terms(param)
+            total = tf.reduce_sum(terms["total"])
+        grad = tape.gradient(total, param)
+        finite = tf.logical_and(tf.math.is_finite(total), tf.reduce_all(tf.math.is_finite(grad)))
+        if finite:
+            t.assign_add(1.0)
+            m.assign(beta_1 * m + (1.0 - beta_1) * grad)
+            v.assign(beta_2 * v + (1.0 - beta_2) * tf.square(grad))
+            m_hat = m / (1.0 - tf.pow(beta_1, t))
+            v_hat = v / (1.0 - tf.pow(beta_2, t))
+            param.assign(tf.clip_by_value(param - learning_rate * m_hat / (tf.sqrt(v_hat) + epsilon), lo, hi))
+        losses = _mean_losses(terms)
+        losses["finite"] = tf.cast(finite, tf.float32)
+        return losses
+
+    history: list[dict] = []
+    start = time.perf_counter()
+    for i in range(first_step, first_step + steps):
+        losses = {k: float(x) for k, x in step().items()}
+        if not losses.pop("finite") or not all(np.isfinite(x) for x in losses.values()):
+            raise NonFiniteLoss(i, losses, param.numpy())
+        history.append(losses)
+        if callback is not None and callback(i, losses, time.perf_counter() - start, param.numpy):
+            break
+    return AdamState(param.numpy(), m.numpy(), v.numpy(), float(t.numpy())), history
+
+
+def run_lbfgs(objective: Objective, param0: np.ndarray, steps: int, *, memory: int = 10, first_step: int = 1,
+              callback: StepCallback | None = None) -> tuple[np.ndarray, list[dict]]:
+    """L-BFGS-B with box bounds; `steps` counts iterations (each needs >= 1 evaluation)."""
+    from scipy.optimize import Bounds, minimize
+
+    shape = param0.shape
+    variable = tf.Variable(param0.astype(np.float32))
+
+    @tf.function(reduce_retracing=True)
+    def value_and_grad():
+        with tf.GradientTape() as tape:
+            terms = objective.terms(variable)
+            total = tf.reduce_sum(terms["total"])
+        return _mean_losses(terms), total, tape.gradient(total, variable)
+
+    last: dict = {}
+
+    def fun(x: np.ndarray):
+        variable.assign(x.reshape(shape).astype(np.float32))
+        losses, total, grad = value_and_grad()
+        last.update({k: float(v) for k, v in losses.items()})
+        last["_x"] = x
+        if not np.isfinite(float(total)):
+            raise NonFiniteLoss(first_step + len(history), dict(last), x.reshape(shape).astype(np.float32))
+        return float(total), grad.numpy().astype(np.float64).ravel()
+
+    history: list[dict] = []
+    start = time.perf_counter()
+
+    def on_iteration(xk: np.ndarray):
+        losses = {k: v for k, v in last.items() if k != "_x"}
+        history.append(losses)
+        current = lambda: xk.reshape(shape).astype(np.float32)  # noqa: E731
+        if callback is not None and callback(first_step + len(history) - 1, losses, time.perf_counter() - start, current):
+            raise StopIteration
+
+    bounds = Bounds(-np.inf if objective.lower is None else objective.lower,
+                    np.inf if objective.upper is None else objective.upper)
+    x0 = param0.astype(np.float64).ravel()
+    try:
+        result = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=on_iteration,
+                          options={"maxiter": steps, "maxcor": memory, "maxfun": steps * 3, "ftol": 0.0,
+                                   "gtol": 0.0})
+        x = result.x
+    except StopIteration:
+        x = last["_x"]
+    return x.reshape(shape).astype(np.float32), history

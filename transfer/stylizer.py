@@ -1,0 +1,218 @@
+"""The optimisation: update the pixels of an image to match content and style.
+
+`stylize()` runs a pyramid of scales (coarse to fine, each initialised from the previous
+result), at each scale building an `Objective` (targets computed once) and running Adam
+(one compiled step) or L-BFGS (scipy, compiled value-and-gradient).  Colour preservation,
+style blending, init choice and interrupt/resume wrap around that core.
+
+The API is functional and batch-aware: contents may be `(B, H, W, 3)` sharing one style,
+losses are per image, and `callback` sees every step (progress bars, snapshots, a web
+page); nothing here prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from transfer.backbones import Backbone
+from transfer.colour import luminance_transfer, match_colour_statistics
+from transfer.config import StyleConfig
+from transfer.errors import DivergenceError
+from transfer.features import layer_spec
+from transfer.images import resize_array
+from transfer.objective import NormalisedObjective, Objective
+from transfer.optimizers import AdamState, NonFiniteLoss, run_adam, run_lbfgs
+from transfer.resume import Interrupted, RunState, stop_on_signals
+
+__all__ = ["StepInfo", "StyleConfig", "StyleResult", "scale_sizes", "stylize"]
+
+
+@dataclasses.dataclass
+class StepInfo:
+    """What a callback sees after each step (losses are batch means, as floats)."""
+
+    step: int  # counted over all scales, from 1
+    steps: int  # total over all scales
+    scale: int  # index into the pyramid, 0 = coarsest
+    size: tuple[int, int]  # (height, width) at this scale
+    losses: dict[str, float]
+    seconds: float
+    image: Callable[[], np.ndarray]  # current image(s) as [0, 1] RGB; costs a copy
+
+
+@dataclasses.dataclass
+class StyleResult:
+    image: np.ndarray  # (H, W, 3) for a single run, (B, H, W, 3) for a batch
+    history: list[dict[str, float]]
+    seconds: float
+    config: StyleConfig
+
+
+def scale_sizes(height: int, width: int, scales: int, ratio: float) -> list[tuple[int, int]]:
+    """Pyramid sizes, coarsest first, ending at (height, width); each side >= 16 px."""
+    sizes = []
+    for k in reversed(range(scales)):
+        f = ratio ** -k
+        sizes.append((max(16, round(height * f)), max(16, round(width * f))))
+    return sizes
+
+
+def _as_styles(style) -> list[tuple[np.ndarray, float]]:
+    if isinstance(style, np.ndarray):
+        return [(style, 1.0)]
+    return [(np.asarray(img, np.float32), float(w)) for img, w in style]
+
+
+def _resize_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if images.shape[1:3] == size:
+        return images
+    return np.stack([resize_array(img, size) for img in images])
+
+
+def _style_at(style: np.ndarray, content_size: tuple[int, int], style_scale: float) -> np.ndarray:
+    """Resize a style image so its longest side is `style_scale` x the content's longest side."""
+    target = max(16, round(max(content_size) * style_scale))
+    h, w = style.shape[:2]
+    f = target / max(h, w)
+    return resize_array(style, (max(1, round(h * f)), max(1, round(w * f))))
+
+
+def make_objective(backbone: Backbone, config: StyleConfig) -> Objective:
+    """The objective a config asks for: this toolkit's normalised loss, or a seed recipe's."""
+    spec = layer_spec(config.layers, config.style_layers, config.content_layers)
+    if config.recipe:
+        from transfer.recipes import recipe_objective
+
+        return recipe_objective(config.recipe, backbone, spec, config)
+    return NormalisedObjective(backbone, spec, config.style_weight, config.content_weight, config.tv_weight)
+
+
+def initial_pixels(contents: np.ndarray, styles, config: StyleConfig, init_image: np.ndarray | None) -> np.ndarray:
+    """`content` (the photo), `noise` (seeded uniform), `style`, or an explicit image."""
+    size = contents.shape[1:3]
+    if init_image is not None:
+        return np.broadcast_to(resize_array(init_image, size), contents.shape).astype(np.float32).copy()
+    if config.init == "noise":
+        return np.random.default_rng(config.seed).uniform(0.0, 1.0, contents.shape).astype(np.float32)
+    if config.init == "style":
+        return np.broadcast_to(resize_array(styles[0][0], size), contents.shape).astype(np.float32).copy()
+    return contents.copy()
+
+
+def stylize(
+    content: np.ndarray,
+    style,
+    backbone: Backbone,
+    config: StyleConfig | None = None,
+    callback: Callable[[StepInfo], bool | None] | None = None,
+    *,
+    init_image: np.ndarray | None = None,
+    state_path: str | os.PathLike | None = None,
+    resume: RunState | None = None,
+    checkpoint_every: int = 50,
+) -> StyleResult:
+    """Optimise an image so its features match `content` and its style statistics `style`.
+
+    Args:
+      content: float RGB in [0, 1], `(H, W, 3)`, or a batch `(B, H, W, 3)` sharing one style.
+      style: `(h, w, 3)` array, or a list of `(array, weight)` pairs to blend styles.
+      backbone: from `transfer.backbones.load_backbone`.
+      config: a `StyleConfig`; defaults are the toolkit's recommendation.
+      callback: called after every step with a `StepInfo`; returning True stops the run.
+      init_image: explicit starting image (overrides `config.init`).
+      state_path: where to save a resumable `RunState` every `checkpoint_every` steps and
+        when SIGINT/SIGTERM stops the run (`Interrupted` is raised after saving).
+      resume: a `RunState` to continue from (same inputs and config).
+    Raises:
+      DivergenceError: the loss became NaN/inf; `.last_good_image` holds the last good image.
+      Interrupted: SIGINT/SIGTERM arrived; the state was saved to `state_path`.
+    """
+    config = config or StyleConfig()
+    config.validate()
+    single = content.ndim == 3
+    contents_full = np.asarray(content[None] if single else content, np.float32)
+    styles = _as_styles(style)
+    if config.preserve_colors == "histogram":
+        styles = [(match_colour_statistics(img, contents_full[0]), w) for img, w in styles]
+    sizes = scale_sizes(*contents_full.shape[1:3], config.scales, config.scale_ratio)
+    total_steps = config.steps * len(sizes)
+    history: list[dict] = list(resume.history) if resume else []
+    start = time.perf_counter()
+    pixels = initial_pixels(_resize_batch(contents_full, sizes[0]), styles, config, init_image)
+    unbatch = (lambda a: a[0]) if single else (lambda a: a)  # noqa: E731
+
+    with stop_on_signals() as stop:
+        for index, size in enumerate(sizes):
+            if resume and index < resume.scale_index:
+                continue
+            contents = _resize_batch(contents_full, size)
+            objective = make_objective(backbone, config)
+            objective.set_targets(contents, [(_style_at(img, size, config.style_scale), w) for img, w in styles])
+            if resume and index == resume.scale_index:
+                adam = AdamState(resume.param, resume.m, resume.v, resume.t) if resume.m is not None else None
+                param, done = resume.param, resume.steps_done
+            else:
+                if index > 0:
+                    pixels = _resize_batch(pixels, size)
+                param, done, adam = objective.to_param(pixels), 0, None
+            offset = index * config.steps
+            saved_at = [done]
+
+            def save(param_now, adam_now, steps_done):
+                if state_path is not None:
+                    RunState(index, steps_done, param_now, adam_now.m if adam_now else None,
+                             adam_now.v if adam_now else None, adam_now.t if adam_now else 0.0,
+                             history, config.to_dict()).save(state_path)
+
+            def on_step(step, losses, seconds, current_param, objective=objective, size=size, offset=offset):
+                history.append(losses)
+                if callback is not None:
+                    info = StepInfo(offset + step, total_steps, index, size, losses, time.perf_counter() - start,
+                                    lambda: unbatch(objective.to_pixels(current_param())))
+                    if callback(info):
+                        return True
+                return stop.is_set()
+
+            remaining = config.steps - done
+            try:
+                if config.optimizer == "adam":
+                    adam = adam or AdamState.start(param)
+                    while remaining > 0:  # in chunks, so a checkpoint is written every `checkpoint_every`
+                        chunk = min(remaining, checkpoint_every) if state_path else remaining
+                        before = len(history)
+                        adam, _ = run_adam(objective, adam, chunk, learning_rate=config.learning_rate,
+                                           beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon,
+                                           first_step=done + 1, callback=on_step)
+                        ran = len(history) - before
+                        done, remaining = done + ran, remaining - ran
+                        save(adam.param, adam, done)
+                        saved_at[0] = done
+                        if stop.is_set() or ran < chunk:
+                            break
+                    param = adam.param
+                else:
+                    before = len(history)
+                    param, _ = run_lbfgs(objective, param, remaining, memory=config.lbfgs_memory,
+                                         first_step=done + 1, callback=on_step)
+                    done += len(history) - before
+                    save(param, None, done)
+            except NonFiniteLoss as exc:
+                raise DivergenceError(
+                    f"loss or gradient became non-finite at step {offset + exc.step} "
+                    f"(loss {exc.losses.get('total', float('nan')):.4g}); lower --learning-rate or the loss "
+                    "weights. The last good image was kept.",
+                    last_good_image=unbatch(objective.to_pixels(exc.param)), step=offset + exc.step,
+                ) from None
+            pixels = objective.to_pixels(param)
+            if stop.is_set():
+                where = f" State saved to {state_path}; continue with --resume." if state_path else ""
+                raise Interrupted(f"interrupted at step {offset + done} of {total_steps}.{where}")
+
+    if config.preserve_colors == "luminance":
+        pixels = np.stack([luminance_transfer(p, c) for p, c in zip(pixels, contents_full)])
+    return StyleResult(unbatch(pixels), history, time.perf_counter() - start, config)
