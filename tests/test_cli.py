@@ -71,3 +71,58 @@ def test_unknown_backbone_is_clear(tmp_path):
     content, style = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1)
     out = run_cli("stylize", content, style, "-o", tmp_path / "o.png", "--backbone", "no-such-net", "--steps", "1")
     assert out.returncode == 1 and "no-such-net" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_blend_snapshots_gif_and_lbfgs_multiscale(tmp_path):
+    content = _png(tmp_path / "c.png")
+    a, b = _png(tmp_path / "a.png", 1), _png(tmp_path / "b.png", 2)
+    output = tmp_path / "o.png"
+    out = run_cli("stylize", content, "--style", f"{a}:0.7", "--style", f"{b}:0.3", "-o", output,
+                  "--backbone", "random", "--steps", "4", "--size", "32", "--optimizer", "lbfgs", "--scales", "2",
+                  "--save-every", "2", "--progress-gif", "--quiet")
+    assert out.returncode == 0, out.stderr
+    frames = sorted(p.name for p in (tmp_path / "o_frames").iterdir())
+    assert frames == ["step_00002.png", "step_00004.png", "step_00006.png", "step_00008.png"]
+    gif = Image.open(tmp_path / "o_progress.gif")
+    assert gif.n_frames == 4 and gif.size == Image.open(output).size
+    assert not (tmp_path / "o.ckpt.npz").exists()  # removed after a finished run
+
+
+def test_sigint_leaves_checkpoint_and_resume_finishes(tmp_path):
+    import signal
+    import time
+
+    content, style, output = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1), tmp_path / "o.png"
+    args = [sys.executable, "-m", "transfer", "stylize", str(content), str(style), "-o", str(output),
+            "--backbone", "random", "--steps", "400", "--size", "32", "--save-every", "1", "--quiet"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    frames = tmp_path / "o_frames"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (frames.is_dir() and len(list(frames.iterdir())) >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    assert (tmp_path / "o.ckpt.npz").exists() and not output.exists()
+    done = run_cli(*args[3:], "--resume", "--steps", "400")
+    assert done.returncode == 0, done.stderr
+    assert output.exists() and not (tmp_path / "o.ckpt.npz").exists()
+
+
+def test_resume_with_other_options_is_refused(tmp_path):
+    import numpy as np
+
+    from transfer.resume import RunState
+
+    content, style, output = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1), tmp_path / "o.png"
+    RunState(0, 1, np.zeros((1, 4, 4, 3), np.float32), None, None, 0.0, [], {"steps": 999}).save(tmp_path / "o.ckpt.npz")
+    out = run_cli("stylize", content, style, "-o", output, "--backbone", "random", "--resume", "--steps", "5")
+    assert out.returncode == 1 and "different options" in out.stderr
+
+
+def test_recipe_flag_runs(tmp_path):
+    content, style, output = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1), tmp_path / "o.png"
+    out = run_cli("stylize", content, style, "-o", output, "--backbone", "random", "--recipe", "coursera",
+                  "--steps", "2", "--size", "32", "--quiet")
+    assert out.returncode == 0, out.stderr

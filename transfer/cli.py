@@ -45,6 +45,20 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _style_spec(text: str) -> tuple[str, float]:
+    """`path` or `path:weight` (the weight is a positive number)."""
+    path, sep, weight = text.rpartition(":")
+    if sep and path and not weight.startswith(("\\", "/")):
+        try:
+            value = float(weight)
+        except ValueError:
+            return text, 1.0  # a ':' that is part of the path
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"style weight must be > 0 in {text!r}")
+        return path, value
+    return text, 1.0
+
+
 def _add_style_options(parser: argparse.ArgumentParser, size: int, steps: int) -> None:
     """Options shared by `stylize` and `demo`."""
     from transfer.config import StyleConfig  # no TensorFlow import: --help stays instant
@@ -53,7 +67,8 @@ def _add_style_options(parser: argparse.ArgumentParser, size: int, steps: int) -
     g = parser.add_argument_group("what to optimise")
     g.add_argument("--size", type=_positive_int, default=size,
                    help=f"longest side of the output in pixels (default {size}); cost grows with size^2")
-    g.add_argument("--steps", type=_positive_int, default=steps, help=f"optimisation steps (default {steps})")
+    g.add_argument("--steps", type=_positive_int, default=None,
+                   help=f"optimiser iterations at each scale (default {steps}, or the recipe's)")
     g.add_argument("--backbone", default="vgg16-mri",
                    help="vgg16-mri (trained, offline; default), random (seeded control), ssd300-voc, "
                         "vgg16-imagenet, or a weights file path (.pth, .h5, .onnx, .weights.h5)")
@@ -65,18 +80,34 @@ def _add_style_options(parser: argparse.ArgumentParser, size: int, steps: int) -
                         "article (the SSD article: first five layers for style, layer -2 for content), gatys-b4")
     g.add_argument("--style-layers", default=None, help="comma-separated layer names overriding the preset's style taps")
     g.add_argument("--content-layers", default=None, help="comma-separated layer names overriding the content tap")
+    g.add_argument("--recipe", choices=["tutorial", "keras", "article", "coursera"], default=None,
+                   help="reproduce one seed document exactly (loss, layers, weights, optimiser, init): "
+                        "tutorial=TF tutorial, keras=Keras L-BFGS example, article=SSD-backbone article, "
+                        "coursera=course notes. Overrides the loss options below")
     w = parser.add_argument_group("loss weights (normalised: the same values work at any size and backbone)")
     w.add_argument("--style-weight", type=_non_negative_float, default=d.style_weight,
                    help=f"weight of the relative Gram-matrix error (default {d.style_weight})")
     w.add_argument("--content-weight", type=_non_negative_float, default=d.content_weight,
-                   help=f"weight of the relative content-feature error (default {d.content_weight}); raise it to keep more of the photo")
+                   help=f"weight of the relative content-feature error (default {d.content_weight}); "
+                        "raise it to keep more of the photo")
     w.add_argument("--tv-weight", type=_non_negative_float, default=d.tv_weight,
                    help=f"weight of the total-variation smoothness term (default {d.tv_weight})")
-    o = parser.add_argument_group("optimiser")
+    o = parser.add_argument_group("optimiser and schedule")
+    o.add_argument("--optimizer", choices=["adam", "lbfgs"], default=d.optimizer,
+                   help="adam (default; one compiled step) or lbfgs (scipy L-BFGS-B, box-bounded)")
     o.add_argument("--learning-rate", type=_non_negative_float, default=d.learning_rate,
                    help=f"Adam step size in pixel units of a [0,1] image (default {d.learning_rate})")
-    o.add_argument("--init", choices=["content", "noise"], default=d.init,
-                   help="start from the content photo (default) or from seeded noise")
+    o.add_argument("--scales", type=_positive_int, default=d.scales,
+                   help="pyramid levels, coarse to fine, ratio sqrt(2) (default 1); e.g. 3 at --size 512 "
+                        "runs 256, 362, 512 px, each level starting from the upsampled previous result")
+    o.add_argument("--style-scale", type=_non_negative_float, default=d.style_scale,
+                   help="style image size relative to the output's longest side at each scale (default 1.0); "
+                        "smaller = finer brush strokes")
+    o.add_argument("--init", default=d.init,
+                   help="start from: content (default), noise (seeded), style, or an image path")
+    o.add_argument("--preserve-colors", choices=["luminance", "histogram"], default=None,
+                   help="keep the photo's colours: luminance (transfer luminance only, put back the photo's "
+                        "chroma) or histogram (recolour the style to the photo's colour statistics first)")
     o.add_argument("--seed", type=int, default=d.seed, help="random seed: noise init and random backbone (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -94,24 +125,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("stylize", help="stylise a content image with a style image",
-                       description="Stylise CONTENT with STYLE and write OUT (png/jpg).",
+                       description="Stylise CONTENT with STYLE (or several --style PATH:WEIGHT) and write OUT. "
+                                   "Ctrl-C saves OUT's stem + .ckpt.npz; --resume continues from it.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("content", help="content photo (any format Pillow reads; EXIF rotation honoured)")
-    p.add_argument("style", help="style image (painting); it is resized to the same longest side")
+    p.add_argument("style", nargs="?", help="style image (painting); or use --style, repeatable")
+    p.add_argument("--style", dest="styles", action="append", type=_style_spec, default=[], metavar="PATH[:WEIGHT]",
+                   help="a style image with an optional blend weight, e.g. --style a.jpg:0.7 --style b.jpg:0.3")
     p.add_argument("-o", "--output", required=True, help="output image path (.png or .jpg)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
+                   help="write a numbered snapshot every N steps into OUTSTEM_frames/")
+    p.add_argument("--progress-gif", action="store_true",
+                   help="assemble the snapshots into OUTSTEM_progress.gif (implies --save-every 10 if unset)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from OUTSTEM.ckpt.npz (same inputs and options)")
     _add_style_options(p, size=512, steps=300)
-    p.set_defaults(func=cmd_stylize)
+    p.set_defaults(func=cmd_stylize, default_steps=300)
 
     p = sub.add_parser("demo", help="run the embedded demo (no files needed)",
                        description="Stylise matplotlib's bundled grace_hopper.jpg with a generated style "
-                                   "(or --style PATH), once with the article's layers and once with gatys, "
+                                   "(or --style-image PATH), once with the article's layers and once with gatys, "
                                    "and write OUT_DIR/demo.png and OUT_DIR/demo_figure.png.")
     p.add_argument("--out-dir", default="out", help="output directory (default out/)")
     p.add_argument("--content-image", default=None, help="content image (default: matplotlib's grace_hopper.jpg)")
     p.add_argument("--style-image", default=None, help="style image (default: generated swirl painting)")
     _add_style_options(p, size=256, steps=150)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, default_steps=150)
 
     from transfer.cli_weights import add_weights_commands
 
@@ -121,37 +161,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_from_args(args, layers: str | None = None):
     from transfer.config import StyleConfig
+    from transfer.recipes import apply_recipe
 
     split = lambda s: tuple(x.strip() for x in s.split(",") if x.strip()) if s else None  # noqa: E731
-    return StyleConfig(
-        steps=args.steps, layers=layers or args.layers,
+    init = args.init if args.init in ("content", "noise", "style") else "content"
+    config = StyleConfig(
+        steps=args.steps or args.default_steps, layers=layers or args.layers,
         style_layers=split(args.style_layers), content_layers=split(args.content_layers),
         style_weight=args.style_weight, content_weight=args.content_weight, tv_weight=args.tv_weight,
-        learning_rate=args.learning_rate, init=args.init, seed=args.seed,
+        optimizer=args.optimizer, learning_rate=args.learning_rate, scales=args.scales,
+        style_scale=args.style_scale, init=init, preserve_colors=args.preserve_colors, seed=args.seed,
     )
+    if args.recipe:
+        config = apply_recipe(args.recipe, config, keep_steps=args.steps is not None)
+    config.validate()
+    return config
 
 
-def _progress(args, label: str):
-    """A tqdm bar showing the losses; returns (callback, close)."""
+def _progress(args, total: int, label: str):
+    """A tqdm bar showing the losses and the scale; returns (callback, close)."""
     if args.quiet:
         return None, lambda: None
     from tqdm import tqdm
 
-    bar = tqdm(total=args.steps, desc=label, unit="step", dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(total=total, desc=label, unit="step", dynamic_ncols=True, file=sys.stderr)
 
     def callback(info):
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in info.losses.items() if k != "total"}, refresh=False)
+        bar.update(info.step - bar.n)
+        post = {k: f"{v:.4g}" for k, v in info.losses.items() if k != "total"}
+        post["px"] = f"{info.size[1]}x{info.size[0]}"
+        bar.set_postfix(post, refresh=False)
 
     return callback, bar.close
 
 
-def _run(args, content, style, backbone, label: str, layers: str | None = None):
+def _chain(*callbacks):
+    live = [c for c in callbacks if c is not None]
+    return (lambda info: any([c(info) for c in live])) if live else None
+
+
+def _run(args, content, style, backbone, label: str, layers: str | None = None, **kwargs):
     from transfer.stylizer import stylize
 
-    callback, close = _progress(args, label)
+    config = _config_from_args(args, layers)
+    progress, close = _progress(args, config.steps * config.scales, label)
     try:
-        return stylize(content, style, backbone, _config_from_args(args, layers), callback)
+        return stylize(content, style, backbone, config, _chain(progress, kwargs.pop("callback", None)), **kwargs)
     finally:
         close()
 
@@ -188,19 +243,60 @@ def _load_backbone(args, fallback_to_random: bool = False):
     return backbone
 
 
+def _snapshotter(output: Path, every: int):
+    """Callback writing OUTSTEM_frames/step_00010.png every `every` steps."""
+    from transfer.images import save_image
+
+    frames = output.with_name(output.stem + "_frames")
+    frames.mkdir(exist_ok=True)
+
+    def callback(info):
+        if info.step % every == 0 or info.step == info.steps:
+            save_image(info.image(), frames / f"step_{info.step:05d}.png")
+
+    return frames, callback
+
+
 def cmd_stylize(args) -> int:
-    from transfer.images import load_image, save_image
+    from transfer.errors import DetstyleError
+    from transfer.images import atomic_write, load_image, save_image
+    from transfer.resume import RunState
 
     output = Path(args.output)
-    _check_output(output, args.overwrite)
+    state_path = output.with_name(output.stem + ".ckpt.npz")
+    _check_output(output, args.overwrite or args.resume)
+    style_specs = ([(args.style, 1.0)] if args.style else []) + list(args.styles)
+    if not style_specs:
+        raise DetstyleError("no style image: give STYLE or --style PATH[:WEIGHT]")
     content = load_image(args.content, args.size)
-    style = load_image(args.style, args.size)
+    styles = [(load_image(path, args.size), weight) for path, weight in style_specs]
+    init_image = None
+    if args.init not in ("content", "noise", "style"):
+        init_image = load_image(args.init)
+    config = _config_from_args(args)
+    resume = None
+    if args.resume:
+        resume = RunState.load(state_path)
+        if resume.config != config.to_dict():
+            changed = sorted(k for k in resume.config if resume.config[k] != config.to_dict().get(k))
+            raise DetstyleError(f"{state_path}: saved with different options ({', '.join(changed)}); "
+                                "resume with the same command line")
     backbone = _load_backbone(args)
-    result = _run(args, content, style, backbone, "stylize")
+    every = args.save_every or (10 if args.progress_gif else None)
+    frames, snapshot = _snapshotter(output, every) if every else (None, None)
+    result = _run(args, content, styles, backbone, "stylize", callback=snapshot, init_image=init_image,
+                  state_path=state_path, resume=resume)
     save_image(result.image, output)
+    state_path.unlink(missing_ok=True)
+    if args.progress_gif:
+        from transfer.figures import progress_gif
+
+        gif = progress_gif(sorted(frames.glob("step_*.png")), output.with_name(output.stem + "_progress.gif"))
+        print(f"wrote {gif}")
     last = result.history[-1]
-    print(f"wrote {output} ({result.image.shape[1]}x{result.image.shape[0]}, {args.steps} steps, "
-          f"{result.seconds:.1f} s, {result.seconds / args.steps:.3f} s/step, "
+    steps = len(result.history)
+    print(f"wrote {output} ({result.image.shape[1]}x{result.image.shape[0]}, {steps} steps, "
+          f"{result.seconds:.1f} s, {result.seconds / max(steps, 1):.3f} s/step, "
           f"loss style {last['style']:.4g} content {last['content']:.4g} tv {last['tv']:.4g})")
     return 0
 
@@ -220,16 +316,17 @@ def cmd_demo(args) -> int:
         results[layers] = _run(args, content, style, backbone, f"demo [{layers}]", layers)
         save_image(results[layers].image, out_dir / f"demo_{layers}.png")
     save_image(results[args.layers if args.layers in results else "gatys"].image, out_dir / "demo.png")
+    steps = len(results["gatys"].history)
     figure = side_by_side(
         [("content", content), ("style", style),
          ("article: first five layers / block5_conv2", results["article"].image),
          ("gatys: block1..5_conv1 / block5_conv2", results["gatys"].image)],
         out_dir / "demo_figure.png",
-        title=f"backbone {backbone.name} · {args.size}px · {args.steps} Adam steps · seed {args.seed}",
+        title=f"backbone {backbone.name} · {args.size}px · {steps} {args.optimizer} steps · seed {args.seed}",
     )
     seconds = sum(r.seconds for r in results.values())
     print(f"wrote {out_dir / 'demo.png'} and {figure} ({seconds:.1f} s optimising, "
-          f"{seconds / (2 * args.steps):.3f} s/step)")
+          f"{seconds / (2 * steps):.3f} s/step)")
     return 0
 
 
@@ -262,8 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     from transfer.errors import DetstyleError
     from weights.errors import WeightsError
 
+    from transfer.resume import Interrupted
+
     try:
         return args.func(args)
+    except Interrupted as exc:
+        print(f"detstyle: {exc}", file=sys.stderr)
+        return 130
     except (DetstyleError, WeightsError) as exc:
         if args.debug:
             raise

@@ -33,3 +33,19 @@ def side_by_side(panels: Sequence[tuple[str, np.ndarray]], path: str | Path, tit
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format=suffix))
     finally:
         plt.close(fig)
+
+
+def progress_gif(frames: Sequence[str | Path], path: str | Path, seconds_per_frame: float = 0.15) -> Path:
+    """Assemble snapshot PNGs (any sizes: coarse scales are upsampled) into a looping GIF."""
+    from PIL import Image
+
+    from transfer.errors import DetstyleError
+
+    if not frames:
+        raise DetstyleError(f"{path}: no snapshots to assemble (use --save-every N)")
+    images = [Image.open(f).convert("RGB") for f in frames]
+    size = images[-1].size
+    images = [im if im.size == size else im.resize(size, Image.Resampling.BICUBIC) for im in images]
+    durations = [int(seconds_per_frame * 1000)] * (len(images) - 1) + [1500]  # linger on the result
+    return atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True,
+                                                         append_images=images[1:], duration=durations, loop=0))

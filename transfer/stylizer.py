@@ -97,6 +97,10 @@ def initial_pixels(contents: np.ndarray, styles, config: StyleConfig, init_image
     size = contents.shape[1:3]
     if init_image is not None:
         return np.broadcast_to(resize_array(init_image, size), contents.shape).astype(np.float32).copy()
+    if config.init == "noise" and config.recipe == "coursera":
+        from transfer.recipes import coursera_noise_init
+
+        return coursera_noise_init(contents, config.seed)
     if config.init == "noise":
         return np.random.default_rng(config.seed).uniform(0.0, 1.0, contents.shape).astype(np.float32)
     if config.init == "style":

@@ -1,0 +1,165 @@
+"""Issue-5 options: each one changes the output in the expected direction (tiny sizes)."""
+
+import dataclasses
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from transfer.colour import luminance_transfer, match_colour_statistics, rgb_to_yiq
+from transfer.config import StyleConfig
+from transfer.errors import DetstyleError
+from transfer.recipes import RECIPES, apply_recipe
+from transfer.resume import Interrupted, RunState
+from transfer.stylizer import scale_sizes, stylize
+
+
+def test_scale_pyramid_sizes():
+    assert scale_sizes(512, 512, 3, 2 ** 0.5) == [(256, 256), (362, 362), (512, 512)]
+    assert scale_sizes(300, 200, 1, 2 ** 0.5) == [(300, 200)]
+
+
+def test_multiscale_runs_every_scale_and_ends_at_full_size(random_backbone, small_pair):
+    content, style = small_pair
+    seen = []
+    result = stylize(content, style, random_backbone, StyleConfig(steps=2, scales=2),
+                     callback=lambda info: seen.append((info.step, info.size)))
+    assert [s for s, _ in seen] == [1, 2, 3, 4]
+    assert seen[0][1] == (23, 23) and seen[-1][1] == (32, 32)
+    assert result.image.shape == content.shape
+
+
+def test_lbfgs_beats_adam_at_equal_evaluations(random_backbone, small_pair):
+    content, style = small_pair
+    evals = 12
+    adam = stylize(content, style, random_backbone, StyleConfig(steps=evals, optimizer="adam"))
+    lbfgs = stylize(content, style, random_backbone, StyleConfig(steps=evals // 2, optimizer="lbfgs"))
+    # L-BFGS uses >= 1 evaluation per iteration; half the iterations keeps evaluations <= Adam's
+    assert lbfgs.history[-1]["total"] < adam.history[-1]["total"]
+
+
+def test_luminance_preservation_keeps_content_chroma(random_backbone, small_pair):
+    content, style = small_pair
+    plain = stylize(content, style, random_backbone, StyleConfig(steps=15, learning_rate=0.05))
+    kept = stylize(content, style, random_backbone, StyleConfig(steps=15, learning_rate=0.05,
+                                                               preserve_colors="luminance"))
+    chroma = lambda img: rgb_to_yiq(img)[..., 1:]  # noqa: E731
+    err_kept = np.abs(chroma(kept.image) - chroma(content)).mean()
+    err_plain = np.abs(chroma(plain.image) - chroma(content)).mean()
+    assert err_kept < 0.02 and err_kept < 0.5 * err_plain
+
+
+def test_histogram_matching_moves_style_statistics_to_content(small_pair):
+    content, _ = small_pair
+    rng = np.random.default_rng(3)
+    style = np.clip(rng.normal([0.2, 0.3, 0.7], 0.05, (32, 32, 3)), 0, 1).astype(np.float32)
+    matched = match_colour_statistics(style, content)
+    assert np.abs(matched.reshape(-1, 3).mean(0) - content.reshape(-1, 3).mean(0)).max() < 0.03
+    assert np.abs(style.reshape(-1, 3).mean(0) - content.reshape(-1, 3).mean(0)).max() > 0.1
+
+
+def test_luminance_transfer_keeps_luminance():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.2, 0.8, (2, 8, 8, 3)).astype(np.float32)
+    out = luminance_transfer(a, b)
+    np.testing.assert_allclose(rgb_to_yiq(out)[..., 0], rgb_to_yiq(a)[..., 0], atol=0.02)
+
+
+def test_noise_init_is_bit_reproducible_and_seed_dependent(random_backbone, small_pair):
+    cfg = StyleConfig(steps=3, init="noise", seed=11)
+    a = stylize(*small_pair, random_backbone, cfg).image
+    b = stylize(*small_pair, random_backbone, cfg).image
+    c = stylize(*small_pair, random_backbone, dataclasses.replace(cfg, seed=12)).image
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 0.01
+
+
+def test_init_image_is_used(random_backbone, small_pair):
+    content, style = small_pair
+    start = np.full_like(content, 0.5)
+    first = []
+    stylize(content, style, random_backbone, StyleConfig(steps=1, learning_rate=1e-6), init_image=start,
+            callback=lambda info: first.append(info.image()))
+    np.testing.assert_allclose(first[0], 0.5, atol=5e-3)  # 8-bit resize of the init image
+
+
+def test_resume_equals_uninterrupted(random_backbone, small_pair, tmp_path):
+    content, style = small_pair
+    cfg = StyleConfig(steps=8, scales=2)
+    full = stylize(content, style, random_backbone, cfg)
+    state = tmp_path / "run.ckpt.npz"
+
+    def stop_after_five(info):
+        if info.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+
+    with pytest.raises(Interrupted, match="step 5"):
+        stylize(content, style, random_backbone, cfg, callback=stop_after_five, state_path=state)
+    saved = RunState.load(state)
+    assert (saved.scale_index, saved.steps_done) == (0, 5)
+    resumed = stylize(content, style, random_backbone, cfg, resume=saved, state_path=state)
+    np.testing.assert_allclose(resumed.image, full.image, atol=1e-5)
+    assert len(resumed.history) == len(full.history) == 16
+
+
+def test_sigterm_also_saves_state(random_backbone, small_pair, tmp_path):
+    state = tmp_path / "t.ckpt.npz"
+
+    def terminate(info):
+        if info.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Interrupted):
+        stylize(*small_pair, random_backbone, StyleConfig(steps=6), callback=terminate, state_path=state)
+    assert RunState.load(state).steps_done == 2
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.ckpt.npz"
+    bad.write_bytes(b"nope")
+    with pytest.raises(DetstyleError, match="x.ckpt.npz"):
+        RunState.load(bad)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_each_recipe_runs_and_lowers_its_own_loss(random_backbone, small_pair, name):
+    content, style = small_pair
+    cfg = apply_recipe(name, StyleConfig(steps=40), keep_steps=True)
+    assert cfg.recipe == name and cfg.steps == 40
+    result = stylize(content, style, random_backbone, cfg)
+    assert result.history[-1]["total"] < result.history[0]["total"]
+    assert result.image.shape == content.shape and np.isfinite(result.image).all()
+
+
+def test_recipes_fix_the_seed_settings():
+    tutorial = apply_recipe("tutorial", StyleConfig())
+    assert (tutorial.learning_rate, tutorial.beta_1, tutorial.epsilon, tutorial.steps) == (0.02, 0.99, 0.1, 1000)
+    assert apply_recipe("keras", StyleConfig()).optimizer == "lbfgs"
+    coursera = apply_recipe("coursera", StyleConfig())
+    assert coursera.layers.content == ("block4_conv2",) and coursera.init == "noise"
+    with pytest.raises(DetstyleError, match="recipe"):
+        apply_recipe("nope", StyleConfig())
+
+
+def test_tutorial_recipe_loss_matches_the_seed_formula(random_backbone, small_pair):
+    """Style 1e-2/5 x mean((G-A)^2) with G/(HW); content 1e4 x mean sq.; TV 30 x L1 sum."""
+    import tensorflow as tf
+
+    from transfer.features import LAYER_PRESETS
+    from transfer.recipes import TutorialObjective
+
+    content, style = small_pair
+    obj = TutorialObjective(random_backbone, LAYER_PRESETS["gatys"])
+    obj.set_targets(content[None], [(style, 1.0)])
+    image = tf.constant(np.clip(content[None] + 0.1, 0, 1))
+    terms = obj.terms(image)
+    outs = obj.model(tf.keras.applications.vgg16.preprocess_input(image * 255.0))
+    style_feats, content_feat = outs[:5], outs[5]
+    grams = [tf.einsum("bijc,bijd->bcd", f, f) / float(f.shape[1] * f.shape[2]) for f in style_feats]
+    expected_style = sum(tf.reduce_mean((g - t) ** 2) for g, t in zip(grams, obj.style_targets)) * 1e-2 / 5
+    np.testing.assert_allclose(terms["style"][0], expected_style, rtol=1e-4)
+    expected_content = tf.reduce_mean((content_feat - obj.content_targets[0]) ** 2) * 1e4
+    np.testing.assert_allclose(terms["content"][0], expected_content, rtol=1e-4)
+    np.testing.assert_allclose(terms["tv"][0], 30 * tf.image.total_variation(image)[0], rtol=1e-5)
