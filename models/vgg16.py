@@ -40,6 +40,7 @@ def VGG16(
     include_top: bool = False,
     classes: int = 1000,
     name: str = "vgg16",
+    dtype: str | None = None,
 ) -> keras.Model:
     """Build an (untrained) VGG16.
 
@@ -49,6 +50,8 @@ def VGG16(
         flatten layer needs it); Keras's own default is 224x224.
       include_top: add `flatten`, `fc1`, `fc2` and `predictions` like `keras.applications`.
       classes: size of the classifier output when `include_top`.
+      dtype: a Keras dtype policy for every layer, e.g. `"mixed_bfloat16"` (variables stay
+        float32, convolutions run in bfloat16); None uses the global policy.
     """
     if include_top and (input_shape[0] is None or input_shape[1] is None):
         raise ValueError("include_top=True needs a fixed input size, e.g. (224, 224, 3)")
@@ -57,9 +60,9 @@ def VGG16(
     for block, n_convs, filters in VGG16_BLOCKS:
         for i in range(1, n_convs + 1):
             x = layers.Conv2D(
-                filters, 3, padding="same", activation="relu", name=f"block{block}_conv{i}"
+                filters, 3, padding="same", activation="relu", name=f"block{block}_conv{i}", dtype=dtype
             )(x)
-        x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+        x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool", dtype=dtype)(x)
     if include_top:
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(4096, activation="relu", name="fc1")(x)

@@ -163,3 +163,17 @@ def test_tutorial_recipe_loss_matches_the_seed_formula(random_backbone, small_pa
     expected_content = tf.reduce_mean((content_feat - obj.content_targets[0]) ** 2) * 1e4
     np.testing.assert_allclose(terms["content"][0], expected_content, rtol=1e-4)
     np.testing.assert_allclose(terms["tv"][0], 30 * tf.image.total_variation(image)[0], rtol=1e-5)
+
+
+def test_bf16_backbone_keeps_weights_and_close_losses(random_backbone, small_pair):
+    from transfer.backbones import with_precision
+
+    bf16 = with_precision(random_backbone, "bf16")
+    assert bf16.model.get_layer("block3_conv1").compute_dtype == "bfloat16"
+    np.testing.assert_array_equal(bf16.model.get_layer("block3_conv1").kernel.numpy(),
+                                  random_backbone.model.get_layer("block3_conv1").kernel.numpy())
+    a = stylize(*small_pair, random_backbone, StyleConfig(steps=3)).history[0]
+    b = stylize(*small_pair, bf16, StyleConfig(steps=3)).history[0]
+    assert abs(a["style"] - b["style"]) < 0.05 * a["style"]
+    with pytest.raises(DetstyleError, match="precision"):
+        with_precision(random_backbone, "fp8")

@@ -45,9 +45,28 @@ class Backbone:
     report: CopyReport | None = None
 
 
-def truncated_vgg16() -> keras.Model:
+PRECISIONS = {"fp32": None, "bf16": "mixed_bfloat16"}
+
+
+def truncated_vgg16(dtype: str | None = None) -> keras.Model:
     """An untrained VGG16 cut after `block5_conv3`, accepting any input size."""
-    return until_stage5(VGG16(input_shape=(None, None, 3)))
+    return until_stage5(VGG16(input_shape=(None, None, 3), dtype=dtype))
+
+
+def with_precision(backbone: Backbone, precision: str) -> Backbone:
+    """The same weights computing in `precision` ("fp32" or "bf16").
+
+    bf16 uses Keras's `mixed_bfloat16` policy: variables stay float32, convolutions run in
+    bfloat16 (about 1.6-1.9x faster on CPUs with AVX512-BF16 or AMX, and on GPUs); the
+    objective casts features to float32 before Gram matrices and losses.
+    """
+    if precision not in PRECISIONS:
+        raise DetstyleError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if PRECISIONS[precision] is None:
+        return backbone
+    model = truncated_vgg16(PRECISIONS[precision])
+    copy_backbone(backbone.model, model, layers=VGG16_CONV_LAYERS)
+    return dataclasses.replace(backbone, model=model, description=f"{backbone.description}, {precision}")
 
 
 def calibration_image(size: int = 64, seed: int = 0) -> np.ndarray:

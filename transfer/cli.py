@@ -108,6 +108,9 @@ def _add_style_options(parser: argparse.ArgumentParser, size: int, steps: int) -
     o.add_argument("--preserve-colors", choices=["luminance", "histogram"], default=None,
                    help="keep the photo's colours: luminance (transfer luminance only, put back the photo's "
                         "chroma) or histogram (recolour the style to the photo's colour statistics first)")
+    o.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="compute precision of the backbone: fp32 (default) or bf16 (mixed: variables and "
+                        "losses in fp32; ~1.6-1.9x faster where the CPU/GPU has bf16 units)")
     o.add_argument("--seed", type=int, default=d.seed, help="random seed: noise init and random backbone (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -236,6 +239,9 @@ def _load_backbone(args, fallback_to_random: bool = False):
             raise
         print(f"notice: {exc}\nnotice: falling back to the random control backbone", file=sys.stderr)
         backbone = load_backbone("random", profile=args.profile, seed=args.seed)
+    from transfer.backbones import with_precision
+
+    backbone = with_precision(backbone, args.precision)
     if not args.quiet:
         print(f"backbone: {backbone.description} [profile {backbone.profile}]", file=sys.stderr)
         if backbone.report is not None:

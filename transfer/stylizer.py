@@ -165,15 +165,15 @@ def stylize(
                     pixels = _resize_batch(pixels, size)
                 param, done, adam = objective.to_param(pixels), 0, None
             offset = index * config.steps
-            saved_at = [done]
 
-            def save(param_now, adam_now, steps_done):
+            def save(param_now, adam_now, steps_done, index=index):
                 if state_path is not None:
                     RunState(index, steps_done, param_now, adam_now.m if adam_now else None,
                              adam_now.v if adam_now else None, adam_now.t if adam_now else 0.0,
                              history, config.to_dict()).save(state_path)
 
-            def on_step(step, losses, seconds, current_param, objective=objective, size=size, offset=offset):
+            def on_step(step, losses, seconds, current_param, objective=objective, size=size, offset=offset,
+                        index=index):
                 history.append(losses)
                 if callback is not None:
                     info = StepInfo(offset + step, total_steps, index, size, losses, time.perf_counter() - start,
@@ -182,29 +182,21 @@ def stylize(
                         return True
                 return stop.is_set()
 
-            remaining = config.steps - done
             try:
+                before = len(history)
                 if config.optimizer == "adam":
-                    adam = adam or AdamState.start(param)
-                    while remaining > 0:  # in chunks, so a checkpoint is written every `checkpoint_every`
-                        chunk = min(remaining, checkpoint_every) if state_path else remaining
-                        before = len(history)
-                        adam, _ = run_adam(objective, adam, chunk, learning_rate=config.learning_rate,
-                                           beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon,
-                                           first_step=done + 1, callback=on_step)
-                        ran = len(history) - before
-                        done, remaining = done + ran, remaining - ran
-                        save(adam.param, adam, done)
-                        saved_at[0] = done
-                        if stop.is_set() or ran < chunk:
-                            break
+                    adam, _ = run_adam(objective, adam or AdamState.start(param), config.steps - done,
+                                       learning_rate=config.learning_rate, beta_1=config.beta_1,
+                                       beta_2=config.beta_2, epsilon=config.epsilon, first_step=done + 1,
+                                       callback=on_step, checkpoint_every=checkpoint_every,
+                                       on_checkpoint=lambda state, step: save(state.param, state, step))
                     param = adam.param
                 else:
-                    before = len(history)
-                    param, _ = run_lbfgs(objective, param, remaining, memory=config.lbfgs_memory,
+                    adam = None
+                    param, _ = run_lbfgs(objective, param, config.steps - done, memory=config.lbfgs_memory,
                                          first_step=done + 1, callback=on_step)
-                    done += len(history) - before
-                    save(param, None, done)
+                done += len(history) - before
+                save(param, adam, done)
             except NonFiniteLoss as exc:
                 raise DivergenceError(
                     f"loss or gradient became non-finite at step {offset + exc.step} "
