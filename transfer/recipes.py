@@ -8,7 +8,7 @@ seeds used VGG19 or the SSD's VGG16) with the chosen backbone's weights and prof
 |----------|------|----------------------|-----------------------------------------|--------------------------|----------------------------|-----------|
 | tutorial | 000  | RGB [0,1], clipped   | mean (G-A)^2, G/(HW), x 1e-2/5          | mean sq. x 1e4           | 30 x sum abs (L1)          | Adam 0.02, b1 0.99, eps 0.1; 1000 steps |
 | keras    | 001  | caffe space, free    | sum (S-C)^2 / (4 * 3^2 * (HW_img)^2) x 1/5 | 0.025 x sum sq.       | sum (dx^2+dy^2)^1.25       | L-BFGS (m 10); 10 x 20 evals |
-| article  | 003  | RGB 0-255, clipped   | mean (F-T)^2 of raw features, first five layers | 0.001 x 0.5 sum sq. | none                       | Adam (lr not in the text: 2.0 here) |
+| article  | 003  | RGB 0-255, clipped   | mean (F-T)^2 of raw features, first five layers | 0.001 x 0.5 sum sq. | none                       | Adam: not in the text; the tutorial's (b1 0.99, eps 0.1) with lr 0.02 x 255 for 0-255 pixels, as bench/reference_article.py |
 | coursera | 004  | mean-subtracted RGB  | sum 0.2 x (GS-GG)^2/(4 nC^2 (nH nW)^2)  | sum sq./(4 nH nW nC), block4_conv2 | none          | Adam 2.0, 200 steps, 60 % noise init |
 
 Notes: the Keras example writes `channels = 3` in its style normaliser (not the layer's
@@ -176,7 +176,7 @@ RECIPES: dict[str, Recipe] = {
                     dict(optimizer="lbfgs", lbfgs_memory=10, init="content", steps=200),
                     "Keras example (seed 001): scipy L-BFGS on caffe-space pixels, 10 x 20 evaluations"),
     "article": Recipe(ArticleObjective, LAYER_PRESETS["article"],
-                      dict(optimizer="adam", learning_rate=2.0, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                      dict(optimizer="adam", learning_rate=0.02 * 255.0, beta_1=0.99, beta_2=0.999, epsilon=0.1,
                            init="content", steps=300),
                       "SSD-backbone article (seed 003): raw first-five-layer features, content x0.001"),
     "coursera": Recipe(CourseraObjective, LayerSpec(GATYS.style, ("block4_conv2",)),
