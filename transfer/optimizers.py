@@ -46,18 +46,25 @@ def _mean_losses(terms: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     return {k: tf.reduce_mean(v) for k, v in terms.items()}
 
 
-def run_adam(objective: Objective, state: AdamState, steps: int, *, learning_rate: float, beta_1: float = 0.9,
+def run_adam(objective: Objective, state: AdamState, steps: int, *,
+             learning_rate: float | Callable[[int], float], beta_1: float = 0.9,
              beta_2: float = 0.999, epsilon: float = 1e-8, first_step: int = 1,
              callback: StepCallback | None = None, checkpoint_every: int = 0,
-             on_checkpoint: Callable[[AdamState, int], None] | None = None) -> tuple[AdamState, list[dict]]:
+             on_checkpoint: Callable[[AdamState, int], None] | None = None,
+             before_step: Callable[[int], None] | None = None) -> tuple[AdamState, list[dict]]:
     """Adam on the parameters, clipped to the objective's range after each update.
 
     A step whose loss or gradient is non-finite changes nothing and raises
     `NonFiniteLoss` carrying the last good parameters.  `on_checkpoint(state, step)` is
     called every `checkpoint_every` steps with the full optimiser state.
+    `learning_rate` may be a function of the step number (`first_step`, ...): it is
+    evaluated in Python and fed to the compiled step through a variable (no retracing).
+    `before_step(i)` runs before step `i` (a schedule setting objective variables).
     """
     param = tf.Variable(state.param)
     m, v, t = tf.Variable(state.m), tf.Variable(state.v), tf.Variable(state.t, dtype=tf.float32)
+    lr_of = learning_rate if callable(learning_rate) else (lambda _: learning_rate)
+    lr = tf.Variable(float(lr_of(first_step)), dtype=tf.float32, trainable=False)
     lo = -np.inf if objective.lower is None else objective.lower
     hi = np.inf if objective.upper is None else objective.upper
 
@@ -74,7 +81,7 @@ def run_adam(objective: Objective, state: AdamState, steps: int, *, learning_rat
             v.assign(beta_2 * v + (1.0 - beta_2) * tf.square(grad))
             m_hat = m / (1.0 - tf.pow(beta_1, t))
             v_hat = v / (1.0 - tf.pow(beta_2, t))
-            param.assign(tf.clip_by_value(param - learning_rate * m_hat / (tf.sqrt(v_hat) + epsilon), lo, hi))
+            param.assign(tf.clip_by_value(param - lr * m_hat / (tf.sqrt(v_hat) + epsilon), lo, hi))
         losses = _mean_losses(terms)
         losses["finite"] = tf.cast(finite, tf.float32)
         return losses
@@ -85,6 +92,9 @@ def run_adam(objective: Objective, state: AdamState, steps: int, *, learning_rat
     history: list[dict] = []
     start = time.perf_counter()
     for i in range(first_step, first_step + steps):
+        if before_step is not None:
+            before_step(i)
+        lr.assign(float(lr_of(i)))
         losses = {k: float(x) for k, x in step().items()}
         if not losses.pop("finite") or not all(np.isfinite(x) for x in losses.values()):
             raise NonFiniteLoss(i, losses, param.numpy())
@@ -98,6 +108,7 @@ def run_adam(objective: Objective, state: AdamState, steps: int, *, learning_rat
 
 
 def run_lbfgs(objective: Objective, param0: np.ndarray, steps: int, *, memory: int = 10, first_step: int = 1,
+              max_evaluations: int | None = None,
               callback: StepCallback | None = None) -> tuple[np.ndarray, list[dict]]:
     """L-BFGS-B with box bounds; `steps` counts iterations (each needs >= 1 evaluation)."""
     from scipy.optimize import Bounds, minimize
@@ -138,7 +149,7 @@ def run_lbfgs(objective: Objective, param0: np.ndarray, steps: int, *, memory: i
     x0 = param0.astype(np.float64).ravel()
     try:
         result = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=on_iteration,
-                          options={"maxiter": steps, "maxcor": memory, "maxfun": steps * 3, "ftol": 0.0,
+                          options={"maxiter": steps, "maxcor": memory, "maxfun": max_evaluations or steps * 3, "ftol": 0.0,
                                    "gtol": 0.0})
         x = result.x
     except StopIteration:
