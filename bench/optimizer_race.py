@@ -48,6 +48,24 @@ def time_to_reach(trace: list[dict], target: float, last_scale: int) -> float | 
     return None
 
 
+def figure(out: Path, size: int, destination: Path | None = None) -> Path:
+    """Content, style and each method's result with its time and loss, from a finished race."""
+    from PIL import Image
+
+    from transfer.figures import side_by_side
+    from transfer.images import load_image
+
+    data = json.loads((out / f"optimizer_race_{size}.json").read_text())
+    summary = data["summary"]
+    panels = [("content", load_image(SHARED / summary["content"], 256)),
+              ("style", load_image(SHARED / summary["style"], 256))]
+    for row in summary["rows"]:
+        image = np.asarray(Image.open(out / f"race_{row['method']}_{size}.png"), np.float32) / 255.0
+        panels.append((f"{row['method']}: {row['seconds']:.0f} s, loss {row['final']['total']:.4f}", image))
+    return side_by_side(panels, destination or out / f"optimizer_race_{size}.jpg",
+                        title=f"{size}px, backbone {summary['backbone']}, same objective for all")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512)
@@ -58,7 +76,12 @@ def main(argv=None) -> int:
     parser.add_argument("--style", default=str(SHARED / "starry_night.jpg"))
     parser.add_argument("--backbone", default="vgg16-mri")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--figure-only", default=None, metavar="PATH",
+                        help="draw the figure of a finished race in --out to PATH and exit")
     args = parser.parse_args(argv)
+    if args.figure_only:
+        print(figure(Path(args.out), args.size, Path(args.figure_only)))
+        return 0
 
     from transfer.backbones import load_backbone
     from transfer.images import load_image
@@ -80,6 +103,7 @@ def main(argv=None) -> int:
                "rows": [{k: v for k, v in r.items() if k != "trace"} for r in runs]}
     path = out / f"optimizer_race_{args.size}.json"
     path.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+    figure(out, args.size)
     for r in summary["rows"]:
         print(f"{r['method']:>14}: {r['seconds']:7.1f} s  final {r['final']['total']:.5g}  "
               f"to Adam-{args.adam_steps} loss: {r['seconds_to_adam_final_loss']}")
