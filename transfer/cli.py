@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="out", help="output directory (default out/)")
     p.add_argument("--content-image", default=None, help="content image (default: matplotlib's grace_hopper.jpg)")
     p.add_argument("--style-image", default=None, help="style image (default: generated swirl painting)")
-    _add_style_options(p, size=256, steps=150)
-    p.set_defaults(func=cmd_demo, default_steps=150)
+    _add_style_options(p, size=256, steps=120)
+    p.set_defaults(func=cmd_demo, default_steps=120)
 
     from transfer.cli_weights import add_weights_commands
 
