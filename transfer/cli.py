@@ -203,10 +203,10 @@ def _chain(*callbacks):
     return (lambda info: any([c(info) for c in live])) if live else None
 
 
-def _run(args, content, style, backbone, label: str, layers: str | None = None, **kwargs):
+def _run(args, content, style, backbone, label: str, layers: str | None = None, config=None, **kwargs):
     from transfer.stylizer import stylize
 
-    config = _config_from_args(args, layers)
+    config = config or _config_from_args(args, layers)
     progress, close = _progress(args, config.steps * config.scales, label)
     try:
         return stylize(content, style, backbone, config, _chain(progress, kwargs.pop("callback", None)), **kwargs)
@@ -290,8 +290,8 @@ def cmd_stylize(args) -> int:
     backbone = _load_backbone(args)
     every = args.save_every or (10 if args.progress_gif else None)
     frames, snapshot = _snapshotter(output, every) if every else (None, None)
-    result = _run(args, content, styles, backbone, "stylize", callback=snapshot, init_image=init_image,
-                  state_path=state_path, resume=resume)
+    result = _run(args, content, styles, backbone, "stylize", config=config, callback=snapshot,
+                  init_image=init_image, state_path=state_path, resume=resume)
     save_image(result.image, output)
     state_path.unlink(missing_ok=True)
     if args.progress_gif:
