@@ -124,7 +124,22 @@ def _ttt_section(t: dict) -> list[str]:
         "Nothing is extrapolated: a method that does not reach the target within its time says \"no\".",
         "",
     ] + _table(["method", "reached", "seconds", "steps", "best loss", "last scored: style / content / TV",
-                "speed-up (tutorial s ÷ method s)"], rows) + (errors + [""] if errors else [])
+                "speed-up (tutorial s ÷ method s)"], rows) + (errors + [""] if errors else []) + _milestones(t)
+
+
+def _milestones(t: dict) -> list[str]:
+    """Time to the tutorial's loss after fewer steps too (full mode: from the recorded curve)."""
+    lines = []
+    for name, r in t["methods"].items():
+        if not r.get("milestones"):
+            continue
+        rows = [[str(m["tutorial_steps"]), _num(m["loss"]), _num(m["tutorial_seconds_estimated"]),
+                 _num(m["ours_seconds"]) if m["ours_seconds"] else "not reached", _num(m["speedup"], 2, "×")]
+                for m in r["milestones"]]
+        lines += ["", f"`{name}` against the tutorial's loss after fewer steps (tutorial seconds estimated as "
+                      "above; nothing extrapolated for ours):", ""]
+        lines += _table(["tutorial steps", "its loss", "tutorial s", f"`{name}` s", "speed-up"], rows)
+    return lines + ([""] if lines else [])
 
 
 def _step_section(s: dict) -> list[str]:

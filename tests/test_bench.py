@@ -91,3 +91,19 @@ def test_tiny_run_writes_every_benchmark_with_one_schema(tmp_path):
     markdown = (tmp_path / "RESULTS.md").read_text()
     for heading in ("## Floors", "## Time to the seed-000 loop's loss", "## Step time", "## Grid batching"):
         assert heading in markdown
+
+
+def test_milestones_time_ours_to_each_tutorial_loss_and_say_when_not_reached():
+    from bench.headline import milestones
+
+    tutorial = {"scored": [{"step": 100, "total": 10.0}, {"step": 250, "total": 6.0}, {"step": 500, "total": 4.0},
+                           {"step": 1000, "total": 3.0}],
+                "seconds": [float(i + 1) for i in range(1000)]}
+    ours = [(5.0, 10, 12.0), (10.0, 20, 9.5), (20.0, 40, 5.0), (30.0, 60, 3.5)]
+    rows = {r["tutorial_steps"]: r for r in milestones(tutorial, first_step_s=2.0, step_s=1.0, ours_curve=ours)}
+    assert sorted(rows) == [100, 250, 500, 1000]  # 750 was not scored in this curve
+    assert rows[100]["ours_seconds"] == 10.0 and rows[100]["tutorial_seconds_estimated"] == 101.0
+    assert rows[100]["speedup"] == 101.0 / 10.0
+    assert rows[250]["ours_seconds"] == 20.0 and rows[500]["ours_seconds"] == 30.0
+    assert rows[1000]["ours_seconds"] is None and rows[1000]["speedup"] is None
+    assert rows[500]["tutorial_seconds_recorded"] == 500.0

@@ -10,6 +10,7 @@ from transfer.errors import DetstyleError
 INIT_CHOICES = ("content", "noise", "style")
 OPTIMIZERS = ("adam", "lbfgs")
 COLOUR_METHODS = ("luminance", "histogram")
+SCHEDULE_CHOICES = ("fast",)
 
 
 @dataclasses.dataclass
@@ -40,6 +41,11 @@ class StyleConfig:
     preserve_colors: str | None = None
     seed: int = 0
     recipe: str | None = None  # set by recipes.apply_recipe; changes the objective
+    #: None: `scales` levels x `steps` each, the configured optimiser at a fixed step size.
+    #: "fast": transfer.schedules.fast_stages, its own stages and optimiser settings; `steps`
+    #: is then the budget of the whole schedule (`scales`, `optimizer`, `learning_rate` and
+    #: `beta_1` are not used).
+    schedule: str | None = None
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -58,6 +64,8 @@ class StyleConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise DetstyleError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.schedule not in (None, *SCHEDULE_CHOICES):
+            raise DetstyleError(f"--schedule must be one of {', '.join(SCHEDULE_CHOICES)}, got {self.schedule!r}")
         if self.learning_rate == 0:
             raise DetstyleError("--learning-rate must be > 0")
 

@@ -27,6 +27,9 @@ class Objective:
     #: Valid parameter range (clip for Adam, box bounds for L-BFGS); None = unbounded.
     lower: float | None = 0.0
     upper: float | None = 1.0
+    #: Whether `tv_smoothing` (a Charbonnier eps variable, or None = exact) is honoured;
+    #: objectives with an L1 total variation set it (schedules.py smooths TV early).
+    supports_tv_smoothing: bool = False
 
     def __init__(self, backbone: Backbone, spec: LayerSpec):
         self.backbone = backbone

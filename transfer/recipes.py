@@ -49,15 +49,44 @@ def _raw_gram(feature: tf.Tensor) -> tf.Tensor:
     return tf.matmul(flat, flat, transpose_a=True)
 
 
+def charbonnier_total_variation(images: tf.Tensor, eps) -> tf.Tensor:
+    """A smooth stand-in for `tf.image.total_variation` (the L1 sum of neighbour differences).
+
+    Each |d| becomes sqrt(d^2 + eps^2) - eps: smooth everywhere, never above |d|, and within
+    eps of it per difference, so it converges to the exact L1 sum as eps -> 0.  Per image.
+    """
+    eps = tf.cast(eps, images.dtype)
+    dy = images[:, 1:, :, :] - images[:, :-1, :, :]
+    dx = images[:, :, 1:, :] - images[:, :, :-1, :]
+    smooth = lambda d: _sum_hw(tf.sqrt(tf.square(d) + tf.square(eps)) - eps)  # noqa: E731
+    return smooth(dy) + smooth(dx)
+
+
 class TutorialObjective(Objective):
-    """Seed 000, the TensorFlow tutorial (with its total-variation section)."""
+    """Seed 000, the TensorFlow tutorial (with its total-variation section).
+
+    Option (used by `--schedule fast`; off by default): `tv_smoothing`, a `tf.Variable`
+    holding a Charbonnier eps, replaces the exact L1 TV by `charbonnier_total_variation`;
+    None (the default) is the tutorial's exact loss.  The variable may change between
+    steps without retracing; switching between exact and smooth needs a new trace, which
+    every `run_adam`/`run_lbfgs` call makes anyway.
+    """
+
+    supports_tv_smoothing = True
+
+    def __init__(self, backbone, spec):
+        super().__init__(backbone, spec)
+        self.tv_smoothing = None
 
     def terms(self, param):
         style, content = self.features(param)
         n_s, n_c = len(style), len(content)
         s = tf.add_n([_mean_hw(tf.square(self.style_statistic(f) - t)) for f, t in zip(style, self.style_targets)])
         c = tf.add_n([_mean_hw(tf.square(f - t)) for f, t in zip(content, self.content_targets)])
-        tv = tf.cast(tf.image.total_variation(param), tf.float32)
+        if self.tv_smoothing is None:
+            tv = tf.cast(tf.image.total_variation(param), tf.float32)
+        else:
+            tv = charbonnier_total_variation(tf.cast(param, tf.float32), self.tv_smoothing)
         terms = {"style": s * (1e-2 / n_s), "content": c * (1e4 / n_c), "tv": 30.0 * tv}
         terms["total"] = terms["style"] + terms["content"] + terms["tv"]
         return terms

@@ -1,9 +1,10 @@
 """The optimisation: update the pixels of an image to match content and style.
 
-`stylize()` runs a pyramid of scales (coarse to fine, each initialised from the previous
-result), at each scale building an `Objective` (targets computed once) and running Adam
-(one compiled step) or L-BFGS (scipy, compiled value-and-gradient).  Colour preservation,
-style blending, init choice and interrupt/resume wrap around that core.
+`stylize()` runs a list of stages (`transfer.schedules`: the classic pyramid of scales, coarse
+to fine, each initialised from the previous result, or `--schedule fast`), at each size
+building an `Objective` (targets computed once) and running Adam (one compiled step) or
+L-BFGS (scipy, compiled value-and-gradient).  Colour preservation, style blending, init
+choice and interrupt/resume wrap around that core.
 
 The API is functional and batch-aware: contents may be `(B, H, W, 3)` sharing one style,
 losses are per image, and `callback` sees every step (progress bars, snapshots, a web
@@ -28,6 +29,8 @@ from transfer.images import resize_array
 from transfer.objective import NormalisedObjective, Objective
 from transfer.optimizers import AdamState, NonFiniteLoss, run_adam, run_lbfgs
 from transfer.resume import Interrupted, RunState, stop_on_signals
+from transfer.schedules import (Plateau, Stage, colour_matched_init, lr_schedule, pixel_scale, scale_sizes,
+                                stages_for, transfer_pixels)
 
 __all__ = ["StepInfo", "StyleConfig", "StyleResult", "scale_sizes", "stylize"]
 
@@ -51,15 +54,6 @@ class StyleResult:
     history: list[dict[str, float]]
     seconds: float
     config: StyleConfig
-
-
-def scale_sizes(height: int, width: int, scales: int, ratio: float) -> list[tuple[int, int]]:
-    """Pyramid sizes, coarsest first, ending at (height, width); each side >= 16 px."""
-    sizes = []
-    for k in reversed(range(scales)):
-        f = ratio ** -k
-        sizes.append((max(16, round(height * f)), max(16, round(width * f))))
-    return sizes
 
 
 def _as_styles(style) -> list[tuple[np.ndarray, float]]:
@@ -90,6 +84,19 @@ def make_objective(backbone: Backbone, config: StyleConfig) -> Objective:
 
         return recipe_objective(config.recipe, backbone, spec, config)
     return NormalisedObjective(backbone, spec, config.style_weight, config.content_weight, config.tv_weight)
+
+
+def _use_tv_smoothing(objective: Objective, stage: Stage):
+    """Give the objective this stage's TV: a Charbonnier eps variable (the steps update it) or exact."""
+    if not objective.supports_tv_smoothing:
+        return None
+    if stage.tv_smoothing is None:
+        objective.tv_smoothing = None
+        return None
+    import tensorflow as tf
+
+    objective.tv_smoothing = tf.Variable(stage.smoothing(1), dtype=tf.float32, trainable=False)
+    return objective.tv_smoothing
 
 
 def initial_pixels(contents: np.ndarray, styles, config: StyleConfig, init_image: np.ndarray | None) -> np.ndarray:
@@ -143,28 +150,45 @@ def stylize(
     styles = _as_styles(style)
     if config.preserve_colors == "histogram":
         styles = [(match_colour_statistics(img, contents_full[0]), w) for img, w in styles]
-    sizes = scale_sizes(*contents_full.shape[1:3], config.scales, config.scale_ratio)
-    total_steps = config.steps * len(sizes)
+    stages = stages_for(config, *contents_full.shape[1:3])
+    total_steps = sum(stage.steps for stage in stages)
+    offsets = np.cumsum([0] + [stage.steps for stage in stages]).tolist()
     history: list[dict] = list(resume.history) if resume else []
     start = time.perf_counter()
-    pixels = initial_pixels(_resize_batch(contents_full, sizes[0]), styles, config, init_image)
+    recolour = colour_matched_init(config) and config.init == "content" and init_image is None
+
+    def base(size):  # the init at a size: where the run starts, and what a correction transfer adds to
+        pixels = initial_pixels(_resize_batch(contents_full, size), styles, config, init_image)
+        if recolour:
+            pixels = np.stack([match_colour_statistics(p, styles[0][0]) for p in pixels])
+        return pixels
+
+    pixels = base(stages[0].size)
     unbatch = (lambda a: a[0]) if single else (lambda a: a)  # noqa: E731
+    objectives: dict[tuple[int, int], Objective] = {}  # stages at one size share their targets
 
     with stop_on_signals() as stop:
-        for index, size in enumerate(sizes):
+        for index, stage in enumerate(stages):
+            size = stage.size
             if resume and index < resume.scale_index:
                 continue
-            contents = _resize_batch(contents_full, size)
-            objective = make_objective(backbone, config)
-            objective.set_targets(contents, [(_style_at(img, size, config.style_scale), w) for img, w in styles])
+            objective = objectives.get(size)
+            if objective is None:
+                objective = objectives[size] = make_objective(backbone, config)
+                contents = _resize_batch(contents_full, size)
+                objective.set_targets(contents, [(_style_at(img, size, config.style_scale), w) for img, w in styles])
+            smoothing = _use_tv_smoothing(objective, stage)
             if resume and index == resume.scale_index:
                 adam = AdamState(resume.param, resume.m, resume.v, resume.t) if resume.m is not None else None
                 param, done = resume.param, resume.steps_done
             else:
                 if index > 0:
-                    pixels = _resize_batch(pixels, size)
+                    pixels = transfer_pixels(stage, pixels, base, stages[index - 1].size)
                 param, done, adam = objective.to_param(pixels), 0, None
-            offset = index * config.steps
+            offset = offsets[index]
+            scale = pixel_scale(objective) if stage.pixel_units else 1.0
+            plateau = Plateau(*stage.plateau) if stage.plateau else None
+            ended: list[int] = []
 
             def save(param_now, adam_now, steps_done, index=index):
                 if state_path is not None:
@@ -173,29 +197,40 @@ def stylize(
                              history, config.to_dict()).save(state_path)
 
             def on_step(step, losses, seconds, current_param, objective=objective, size=size, offset=offset,
-                        index=index):
+                        index=index, plateau=plateau, ended=ended):
                 history.append(losses)
                 if callback is not None:
                     info = StepInfo(offset + step, total_steps, index, size, losses, time.perf_counter() - start,
                                     lambda: unbatch(objective.to_pixels(current_param())))
                     if callback(info):
                         return True
+                if plateau is not None and plateau.update(losses["total"]):
+                    ended.append(step)
+                    return True
                 return stop.is_set()
+
+            def before_step(step, stage=stage, smoothing=smoothing):
+                if smoothing is not None:
+                    smoothing.assign(stage.smoothing(step))
 
             try:
                 before = len(history)
-                if config.optimizer == "adam":
-                    adam, _ = run_adam(objective, adam or AdamState.start(param), config.steps - done,
-                                       learning_rate=config.learning_rate, beta_1=config.beta_1,
-                                       beta_2=config.beta_2, epsilon=config.epsilon, first_step=done + 1,
+                if stage.optimizer == "adam":
+                    adam, _ = run_adam(objective, adam or AdamState.start(param), stage.steps - done,
+                                       learning_rate=lr_schedule(stage, scale), beta_1=stage.beta_1,
+                                       beta_2=stage.beta_2, epsilon=stage.epsilon, first_step=done + 1,
                                        callback=on_step, checkpoint_every=checkpoint_every,
-                                       on_checkpoint=lambda state, step: save(state.param, state, step))
+                                       on_checkpoint=lambda state, step: save(state.param, state, step),
+                                       before_step=before_step)
                     param = adam.param
                 else:
                     adam = None
-                    param, _ = run_lbfgs(objective, param, config.steps - done, memory=config.lbfgs_memory,
+                    before_step(1)  # L-BFGS keeps one loss for its whole run
+                    param, _ = run_lbfgs(objective, param, stage.steps - done, memory=stage.lbfgs_memory,
                                          first_step=done + 1, callback=on_step)
                 done += len(history) - before
+                if ended and not stop.is_set():
+                    done = stage.steps  # a plateau ends the stage: a resume starts at the next one
                 save(param, adam, done)
             except NonFiniteLoss as exc:
                 raise DivergenceError(
