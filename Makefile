@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat setup.py requirements-dev.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-quick venv clean
+.PHONY: demo test bench bench-quick bench-headline bench-memory venv clean
 
 $(STAMP): setup.py requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick
+
+# issue 8's headline at 512² (about 30 min: --schedule fast in bf16 and fp32 against the recorded tutorial curve)
+bench-headline: $(STAMP)
+	$(PY) -m bench.headline
+
+# peak memory at 2048² (a few minutes per variant)
+bench-memory: $(STAMP)
+	$(PY) -m bench.memory
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

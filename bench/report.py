@@ -110,6 +110,8 @@ def _ttt_section(t: dict) -> list[str]:
     rows = []
     for name, r in t["methods"].items():
         reached = "yes" if r["reached"] else ("error" if r["error"] else "no")
+        if r.get("estimated"):
+            reached = "estimated"
         rows.append([f"`{name}`", reached, _num(r["seconds"], 1), f"{r['steps']} ({r['evaluations']} evals)",
                      _num(r["best_loss"]), _terms(r["last_terms"]), _num(r["speedup_vs_tutorial"], 2, "×")])
     errors = [f"- `{name}` failed: {r['error']}" for name, r in t["methods"].items() if r["error"]]

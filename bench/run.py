@@ -231,6 +231,9 @@ class Race:
         reference.reached = (self.seconds, plan.target_steps)
         probes[("tutorial", self.size)] = reference
         self.rows = {"tutorial": _ttt_row(reference, self.seconds)}
+        if self.curve is not None:  # its row describes the recorded run at the target, not the few steps timed now
+            self.rows["tutorial"].update(best_loss=self.target, last_terms=self.target_terms, steps=plan.target_steps,
+                                         evaluations=plan.target_steps, estimated=True)
         self.skipped: dict[str, str] = {}
         log(f"target loss {self.target:,.0f} after {self.seconds:.1f} s")
 

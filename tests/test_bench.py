@@ -107,3 +107,12 @@ def test_milestones_time_ours_to_each_tutorial_loss_and_say_when_not_reached():
     assert rows[250]["ours_seconds"] == 20.0 and rows[500]["ours_seconds"] == 30.0
     assert rows[1000]["ours_seconds"] is None and rows[1000]["speedup"] is None
     assert rows[500]["tutorial_seconds_recorded"] == 500.0
+
+
+def test_memory_bench_reports_a_childs_own_peak_and_step_time():
+    from bench.memory import measure
+
+    row = measure(32, 2, "adam")
+    assert row["exit_code"] == 0, row.get("error")
+    assert 100 < row["peak_rss_mib"] < 16 * 1024  # TF alone is a few hundred MiB
+    assert row["step_seconds"] is not None and row["step_seconds"] > 0

@@ -128,6 +128,15 @@ def test_recipe_flag_runs(tmp_path):
     assert out.returncode == 0, out.stderr
 
 
+def test_fast_schedule_flag_runs_its_whole_budget_in_bf16(tmp_path):
+    content, style, output = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1), tmp_path / "o.png"
+    out = run_cli("stylize", content, style, "-o", output, "--backbone", "random", "--recipe", "tutorial",
+                  "--schedule", "fast", "--steps", "8", "--precision", "bf16", "--size", "32", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert Image.open(output).size == (32, 27)
+    assert run_cli("stylize", content, style, "-o", output, "--schedule", "slow").returncode == 2
+
+
 def test_demo_falls_back_to_random_with_notice_when_wheel_missing(tmp_path, monkeypatch, capsys):
     import weights.onnx_vgg16
     from transfer.cli import main

@@ -1,0 +1,92 @@
+"""Peak memory of a stylisation at large sizes (issue 8: 2048² must fit in 16 GiB on CPU).
+
+    python -m bench.memory [--size 2048] [--steps 2] [--variants adam fast fast-bf16]
+
+Each variant runs in a fresh child process (`stylize` on the bench's pair at `--size`, `--steps`
+iterations), so its peak RSS (the child's own `ru_maxrss`, reported when it ends) is its own.
+Writes `bench/results/memory_<size>.json` and prints one line per variant.  No time limits are
+claimed here; the per-step time is reported only so a reader can plan a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+#: variant -> (StyleConfig overrides, precision)
+VARIANTS = {
+    "adam": ({}, "fp32"),
+    "lbfgs": ({"optimizer": "lbfgs"}, "fp32"),
+    "fast": ({"recipe": "tutorial", "schedule": "fast"}, "fp32"),
+    "fast-bf16": ({"recipe": "tutorial", "schedule": "fast"}, "bf16"),
+}
+
+CHILD = """
+import json, os, resource, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from bench import images, ours
+from transfer.backbones import load_backbone, with_precision
+from transfer.stylizer import stylize
+size, steps, overrides, precision = json.loads(sys.argv[1])
+content, style = images.pair(size)
+backbone = with_precision(load_backbone("vgg16-mri"), precision)
+times = []
+start = time.perf_counter()
+stylize(content, style, backbone, ours.make_config(overrides, steps),
+        callback=lambda info: times.append(time.perf_counter() - start))
+print(json.dumps({"seconds": times, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def measure(size: int, steps: int, variant: str) -> dict:
+    overrides, precision = VARIANTS[variant]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps([size, steps, overrides, precision])],
+                          cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    row = {"variant": variant, "size": size, "steps": steps, "precision": precision, "overrides": overrides,
+           "wall_seconds": wall, "exit_code": done.returncode}
+    if done.returncode != 0:
+        row["error"] = (done.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
+        return row
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    seconds = report["seconds"]
+    row["first_step_seconds"] = seconds[0]
+    row["step_seconds"] = (seconds[-1] - seconds[0]) / (len(seconds) - 1) if len(seconds) > 1 else None
+    row["peak_rss_mib"] = report["peak_rss_kib"] / 1024  # Linux reports ru_maxrss in KiB
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["fast-bf16", "fast", "adam"])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    rows = []
+    for variant in args.variants:
+        print(f"{variant} at {args.size}², {args.steps} steps ...", file=sys.stderr, flush=True)
+        row = measure(args.size, args.steps, variant)
+        rows.append(row)
+        peak = f"{row['peak_rss_mib']:,.0f} MiB" if row.get("peak_rss_mib") else row.get("error") or "—"
+        print(f"{variant}: peak RSS {peak}, {row.get('step_seconds') or 0:.1f} s/step, "
+              f"{row['wall_seconds']:.0f} s in all", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"size": args.size, "load_average": os.getloadavg()[0], "rows": rows}
+    path = args.out / f"memory_{args.size}.json"
+    path.write_text(json.dumps(record, indent=1))
+    print(f"wrote {path}", file=sys.stderr)
+    return 0 if all(r["exit_code"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
