@@ -40,9 +40,18 @@ backbone = with_precision(load_backbone("vgg16-mri"), precision)
 times = []
 start = time.perf_counter()
 stylize(content, style, backbone, ours.make_config(overrides, steps),
-        callback=lambda info: times.append(time.perf_counter() - start))
+        callback=lambda info: times.append((time.perf_counter() - start, info.scale)))
 print(json.dumps({"seconds": times, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
+
+
+def step_seconds(marks: list[tuple[float, int]]) -> float | None:
+    """Median time between callbacks of the same stage; None when no stage had two steps.
+
+    Steps that straddle a stage change include that stage's set-up and tracing, so they are left out.
+    """
+    gaps = sorted(b[0] - a[0] for a, b in zip(marks, marks[1:]) if a[1] == b[1])
+    return gaps[len(gaps) // 2] if gaps else None
 
 
 def measure(size: int, steps: int, variant: str) -> dict:
@@ -58,8 +67,8 @@ def measure(size: int, steps: int, variant: str) -> dict:
         return row
     report = json.loads(done.stdout.strip().splitlines()[-1])
     seconds = report["seconds"]
-    row["first_step_seconds"] = seconds[0]
-    row["step_seconds"] = (seconds[-1] - seconds[0]) / (len(seconds) - 1) if len(seconds) > 1 else None
+    row["first_step_seconds"] = seconds[0][0]
+    row["step_seconds"] = step_seconds(seconds)
     row["peak_rss_mib"] = report["peak_rss_kib"] / 1024  # Linux reports ru_maxrss in KiB
     return row
 
@@ -78,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(args.size, args.steps, variant)
         rows.append(row)
         peak = f"{row['peak_rss_mib']:,.0f} MiB" if row.get("peak_rss_mib") else row.get("error") or "—"
-        print(f"{variant}: peak RSS {peak}, {row.get('step_seconds') or 0:.1f} s/step, "
+        per_step = f"{row['step_seconds']:.1f} s/step" if row.get("step_seconds") else "no steady step"
+        print(f"{variant}: peak RSS {peak}, {per_step}, "
               f"{row['wall_seconds']:.0f} s in all", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"size": args.size, "load_average": os.getloadavg()[0], "rows": rows}

@@ -116,3 +116,10 @@ def test_memory_bench_reports_a_childs_own_peak_and_step_time():
     assert row["exit_code"] == 0, row.get("error")
     assert 100 < row["peak_rss_mib"] < 16 * 1024  # TF alone is a few hundred MiB
     assert row["step_seconds"] is not None and row["step_seconds"] > 0
+
+
+def test_memory_step_time_ignores_steps_that_straddle_a_stage_change():
+    from bench.memory import step_seconds
+
+    assert step_seconds([(10.0, 0), (12.0, 0), (50.0, 1), (53.0, 1), (56.0, 1)]) == 3.0
+    assert step_seconds([(10.0, 0), (40.0, 1), (80.0, 2)]) is None
