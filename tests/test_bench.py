@@ -123,3 +123,19 @@ def test_memory_step_time_ignores_steps_that_straddle_a_stage_change():
 
     assert step_seconds([(10.0, 0), (12.0, 0), (50.0, 1), (53.0, 1), (56.0, 1)]) == 3.0
     assert step_seconds([(10.0, 0), (40.0, 1), (80.0, 2)]) is None
+
+
+def test_jit_trial_times_the_same_step_with_and_without_xla(random_backbone, small_pair):
+    import numpy as np
+
+    from bench.jit_trial import time_step
+    from transfer.config import StyleConfig
+    from transfer.stylizer import make_objective
+
+    content, style = small_pair
+    objective = make_objective(random_backbone, StyleConfig())
+    objective.set_targets(content[None], [(style, 1.0)])
+    param = objective.to_param(content[None])
+    for jit in (False, True):
+        first, later = time_step(objective, param, jit, steps=2)
+        assert first > 0 and later > 0 and np.isfinite(later)
