@@ -32,41 +32,14 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench.reference_curve import MILESTONES, matching_curve, milestones, target_at  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-MILESTONES = (100, 250, 500, 750, 1000)
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def first_time_at_or_below(curve: list[tuple[float, int, float]], loss: float) -> tuple[float, int] | None:
-    """(seconds, step) of the first scored point whose loss is <= `loss`, or None."""
-    for seconds, step, value in curve:
-        if value <= loss:
-            return seconds, step
-    return None
-
-
-def milestones(tutorial_curve: dict, first_step_s: float, step_s: float,
-               ours_curve: list[tuple[float, int, float]]) -> list[dict]:
-    """One row per milestone: the tutorial's loss and (estimated) time at m steps, and ours to that loss."""
-    scored = {row["step"]: row["total"] for row in tutorial_curve["scored"]}
-    recorded = tutorial_curve["seconds"]
-    rows = []
-    for m in MILESTONES:
-        if m not in scored:
-            continue
-        tutorial_s = first_step_s + (m - 1) * step_s
-        hit = first_time_at_or_below(ours_curve, scored[m])
-        rows.append({
-            "tutorial_steps": m, "loss": scored[m], "tutorial_seconds_estimated": tutorial_s,
-            "tutorial_seconds_recorded": recorded[m - 1] if len(recorded) >= m else None,
-            "ours_seconds": hit[0] if hit else None, "ours_iterations": hit[1] if hit else None,
-            "speedup": tutorial_s / hit[0] if hit else None,
-        })
-    return rows
 
 
 def time_tutorial(content, style, backbone, yardstick, steps: int) -> tuple[float, float, float]:
@@ -134,22 +107,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import images
     from bench.probe import load_now
-    from bench.reference_curve import load_curve
     from bench.yardstick import Yardstick
     from transfer.backbones import load_backbone, with_precision
 
-    curve = load_curve(args.size)
-    if curve is None:
-        log(f"error: no recorded tutorial curve at {args.size}²; run `python -m bench.reference_curve --size "
-            f"{args.size}` first (35-60 min at 512²)")
-        return 1
     backbone = load_backbone(args.backbone)
-    content, style = images.pair(args.size)
-    if curve["backbone"] != backbone.name or curve["images"] != images.describe():
-        log("error: the recorded curve is for another backbone or image pair")
+    curve, why_not = matching_curve(args.size, backbone.name, max(MILESTONES))
+    if curve is None:
+        log(f"error: {why_not} (35-60 min at 512²)")
         return 1
+    content, style = images.pair(args.size)
     yardstick = Yardstick(content, style, backbone)
-    target = max(row["total"] for row in curve["scored"] if row["step"] == max(MILESTONES))
+    target = target_at(curve, max(MILESTONES))
 
     log(f"timing {args.timing_steps} seed-000 steps at {args.size}² now")
     first_s, step_s, loss_now = time_tutorial(content, style, backbone, yardstick, args.timing_steps)

@@ -2,7 +2,7 @@
 
 Variants:
   `ours`        the default `StyleConfig()` (Adam), which is what `detstyle stylize` runs;
-  `ours-bf16`   the same step on a bf16 copy of the backbone (Keras `mixed_bfloat16`: bf16
+  `ours-bf16`   the same step on `with_precision(backbone, "bf16")` (Keras `mixed_bfloat16`: bf16
                 convolutions, fp32 variables; the objective casts features to fp32 before its
                 Gram matrices and losses), measured here only, for the bf16 floor;
   `OPTIONAL_VARIANTS`, run only when `StyleConfig` (and `transfer.recipes`) has what they
@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-import keras
 import numpy as np
 
 from bench.probe import Probe
-from transfer.backbones import Backbone, truncated_vgg16
+from transfer.backbones import Backbone
 from transfer.config import StyleConfig
 from transfer.stylizer import stylize
 
@@ -78,18 +77,6 @@ def make_config(overrides: dict, steps: int) -> StyleConfig:
 
         config = apply_recipe(recipe, config, keep_steps=True)
     return dataclasses.replace(config, **{**overrides, "steps": steps})
-
-
-def bf16_backbone(backbone: Backbone) -> Backbone:
-    """A copy of `backbone` whose convolutions compute in bf16 (variables stay fp32)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        model = truncated_vgg16()
-    finally:
-        keras.config.set_dtype_policy(previous)
-    model.set_weights(backbone.model.get_weights())
-    return dataclasses.replace(backbone, model=model, name=f"{backbone.name} (mixed_bfloat16)")
 
 
 def runner(overrides: dict | None = None, total_steps: int | None = None

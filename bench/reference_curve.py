@@ -47,6 +47,53 @@ def target_at(curve: dict, steps: int) -> float | None:
     return None
 
 
+def matching_curve(size: int, backbone_name: str, steps: int, out: Path = DEFAULT_OUT) -> tuple[dict | None, str]:
+    """(the recorded curve, "") when it is for this backbone and the bench's pair and reaches `steps`;
+    otherwise (None, why not).  The curve gets a `path` entry."""
+    from bench import images
+
+    path = curve_path(size, out)
+    curve = load_curve(size, out)
+    if curve is None:
+        return None, f"no recorded curve {path}; run `python -m bench.reference_curve --size {size} --steps {steps}` once"
+    if curve["backbone"] != backbone_name or curve["images"] != images.describe() or target_at(curve, steps) is None:
+        return None, f"the recorded curve {path} is for another backbone, pair or step count"
+    curve["path"] = str(path)
+    return curve, ""
+
+
+#: Tutorial step counts whose recorded losses a run is timed to (`milestones`).
+MILESTONES = (100, 250, 500, 750, 1000)
+
+
+def first_time_at_or_below(curve: list[tuple[float, int, float]], loss: float) -> tuple[float, int] | None:
+    """(seconds, step) of the first scored point `(seconds, step, loss)` at or below `loss`, or None."""
+    for seconds, step, value in curve:
+        if value <= loss:
+            return seconds, step
+    return None
+
+
+def milestones(tutorial_curve: dict, first_step_s: float, step_s: float,
+               ours_curve: list[tuple[float, int, float]]) -> list[dict]:
+    """One row per milestone: the tutorial's loss and (estimated) time at m steps, and ours to that loss."""
+    scored = {row["step"]: row["total"] for row in tutorial_curve["scored"]}
+    recorded = tutorial_curve["seconds"]
+    rows = []
+    for m in MILESTONES:
+        if m not in scored:
+            continue
+        tutorial_s = first_step_s + (m - 1) * step_s
+        hit = first_time_at_or_below(ours_curve, scored[m])
+        rows.append({
+            "tutorial_steps": m, "loss": scored[m], "tutorial_seconds_estimated": tutorial_s,
+            "tutorial_seconds_recorded": recorded[m - 1] if len(recorded) >= m else None,
+            "ours_seconds": hit[0] if hit else None, "ours_iterations": hit[1] if hit else None,
+            "speedup": tutorial_s / hit[0] if hit else None,
+        })
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512)

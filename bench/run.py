@@ -81,8 +81,6 @@ class Plan:
 
 
 PLANS = {
-    # full: the headline target (1000 tutorial steps at 512², from the recorded curve); each of ours
-    # gets 1/5 of the tutorial's time (the floor), so a run that would miss the floor stops there
     # full: the headline target (1000 tutorial steps at 512², from the recorded curve); the fast
     # schedule (bf16, the faster precision) gets 1/5 of the tutorial's time (the floor) but at most
     # 300 s, so the whole bench stays under 15 min; `python -m bench.headline` runs it to the end
@@ -129,16 +127,14 @@ def build_methods(backbone, plan: Plan) -> tuple[dict[str, tuple[Callable, objec
 
     methods = {"tutorial": (reference_tutorial.run, backbone), "ours": (ours.runner(), backbone)}
     variants, notes = ours.available_variants()
-    precisions = {"fp32": backbone}
+    precisions = {"fp32": backbone, "bf16": with_precision(backbone, "bf16")}  # one bf16 copy for every variant
     for name, overrides in variants.items():
-        precision = overrides.get("precision", "fp32")
-        if precision not in precisions:
-            precisions[precision] = with_precision(backbone, precision)
-        methods[name] = (ours.runner(overrides, total_steps=plan.target_steps), precisions[precision])
+        methods[name] = (ours.runner(overrides, total_steps=plan.target_steps),
+                         precisions[overrides.get("precision", "fp32")])
         DESCRIPTIONS.setdefault(name, (f"stylize with StyleConfig(**{overrides})", 1))
     methods["keras-lbfgs"] = (reference_keras_lbfgs.run, backbone)
     methods["article"] = (reference_article.run, backbone)
-    methods["ours-bf16"] = (ours.runner(), ours.bf16_backbone(backbone))
+    methods["ours-bf16"] = (ours.runner(), precisions["bf16"])
     return methods, notes
 
 
@@ -203,7 +199,8 @@ def environment(plan: Plan, backbone, methods: dict, notes: list[str]) -> dict:
 class Race:
     """Time to the tutorial's loss: the tutorial sets the target, then contestants chase it."""
 
-    def __init__(self, plan: Plan, methods: dict, probes: dict):
+    def __init__(self, plan: Plan, methods: dict, probes: dict, curve: dict | None = None):
+        """`curve`: the recorded tutorial curve (`recorded_curve`) that sets the target, or None to run it here."""
         from bench import images
         from bench.yardstick import Yardstick
 
@@ -212,7 +209,7 @@ class Race:
         self.content, self.style = images.pair(self.size)
         loop, backbone = methods["tutorial"]
         self.yardstick = Yardstick(self.content, self.style, backbone)
-        self.curve = recorded_curve(plan, backbone) if plan.target_curve else None
+        self.curve = curve
         self.estimate: dict | None = None
         if self.curve is not None:
             reference = self._time_from_curve(loop, backbone)
@@ -240,7 +237,7 @@ class Race:
     def _time_from_curve(self, loop, backbone):
         """Target from the recorded curve; the loop's time to it from its step time measured now."""
         plan, curve = self.plan, self.curve
-        row = next(r for r in curve["scored"] if r["step"] == plan.target_steps)
+        row = next(r for r in curve["scored"] if r["step"] == plan.target_steps)  # recorded_curve checked it
         self.target, self.target_terms = row["total"], {k: row[k] for k in ("style", "content", "tv", "total")}
         steps = plan.timing_steps
         log(f"time-to-target: target from the recorded curve ({plan.target_steps} steps at {self.size}²: "
@@ -278,7 +275,7 @@ class Race:
             self.probes[(name, self.size)] = probe
             self.rows[name] = row = _ttt_row(probe, self.seconds)
             if self.estimate is not None:  # the recorded curve gives losses at other tutorial step counts too
-                from bench.headline import milestones
+                from bench.reference_curve import milestones
 
                 row["milestones"] = milestones(self.curve, self.estimate["first_step_seconds"],
                                                self.estimate["step_seconds"], probe.curve)
@@ -315,19 +312,11 @@ class Race:
 
 def recorded_curve(plan: Plan, backbone) -> dict | None:
     """The recorded tutorial curve for this size, pair and backbone, if it reaches the target step."""
-    from bench import images
-    from bench.reference_curve import curve_path, load_curve, target_at
+    from bench.reference_curve import matching_curve
 
-    curve = load_curve(plan.target_size, DEFAULT_OUT)
+    curve, why_not = matching_curve(plan.target_size, backbone.name, plan.target_steps, DEFAULT_OUT)
     if curve is None:
-        log(f"no recorded curve {curve_path(plan.target_size, DEFAULT_OUT)}; run `python -m bench.reference_curve "
-            f"--size {plan.target_size} --steps {plan.target_steps}` once")
-        return None
-    if (curve["backbone"] != backbone.name or curve["images"] != images.describe()
-            or target_at(curve, plan.target_steps) is None):
-        log("the recorded curve is for another backbone, pair or step count: not used")
-        return None
-    curve["path"] = str(curve_path(plan.target_size, DEFAULT_OUT))
+        log(f"{why_not}: not used")
     return curve
 
 
@@ -552,11 +541,12 @@ def main(argv: list[str] | None = None) -> int:
         log(note)
     env = environment(plan, backbone, methods, notes)
     probes: dict = {}
-    if plan.target_curve and recorded_curve(plan, backbone) is None:
+    curve = recorded_curve(plan, backbone) if plan.target_curve else None
+    if plan.target_curve and curve is None:
         plan = dataclasses.replace(plan, target_size=256, target_steps=100, target_curve=False, cap_factor=1.0,
                                    ours_race=None, eval_every=2, race_references=True)
         log(f"falling back to the target: {plan.target_steps} tutorial steps at {plan.target_size}²")
-    race = Race(plan, methods, probes)
+    race = Race(plan, methods, probes, curve)
     race.chase(plan.ours_race or OURS_RACE)
     for name in OURS_RACE:
         if name in methods and name not in race.rows and name not in race.skipped:

@@ -10,7 +10,6 @@ import signal
 import numpy as np
 import pytest
 
-from transfer import config as config_module
 from transfer import schedules
 from transfer.config import StyleConfig
 from transfer.errors import DetstyleError
@@ -151,7 +150,6 @@ def adam_pyramid(monkeypatch):
     schedule = FastSchedule(levels=(Level(0.5, 0.6, "adam", (0.08, 0.02), (0.05, 0.01)),
                                     Level(1.0, 0.4, "adam", (0.04, 0.005))), min_side=16)
     monkeypatch.setitem(schedules.SCHEDULES, "adam-pyramid", schedule)
-    monkeypatch.setattr(config_module, "SCHEDULE_CHOICES", ("fast", "adam-pyramid"))
     return schedule
 
 

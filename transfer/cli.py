@@ -63,6 +63,7 @@ def _style_spec(text: str) -> tuple[str, float]:
 def _add_style_options(parser: argparse.ArgumentParser, size: int, steps: int) -> None:
     """Options shared by `stylize` and `demo`."""
     from transfer.config import StyleConfig  # no TensorFlow import: --help stays instant
+    from transfer.schedules import SCHEDULES
 
     d = StyleConfig()
     g = parser.add_argument_group("what to optimise")
@@ -102,7 +103,7 @@ def _add_style_options(parser: argparse.ArgumentParser, size: int, steps: int) -
     o.add_argument("--scales", type=_positive_int, default=d.scales,
                    help="pyramid levels, coarse to fine, ratio sqrt(2) (default 1); e.g. 3 at --size 512 "
                         "runs 256, 362, 512 px, each level starting from the upsampled previous result")
-    o.add_argument("--schedule", choices=["fast"], default=None,
+    o.add_argument("--schedule", choices=sorted(SCHEDULES), default=None,
                    help="fast: L-BFGS on a smoothed total variation whose smoothing shrinks stage by stage, "
                         "at full size (coarse scales were measured and lose the fine texture). Reaches the TF "
                         "tutorial loop's loss in fewer evaluations (measured 2-3x at 512 px; see bench/results); "

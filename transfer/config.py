@@ -6,11 +6,11 @@ import dataclasses
 import math
 
 from transfer.errors import DetstyleError
+from transfer.schedules import SCHEDULES
 
 INIT_CHOICES = ("content", "noise", "style")
 OPTIMIZERS = ("adam", "lbfgs")
 COLOUR_METHODS = ("luminance", "histogram")
-SCHEDULE_CHOICES = ("fast",)
 
 
 @dataclasses.dataclass
@@ -64,8 +64,8 @@ class StyleConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise DetstyleError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
-        if self.schedule not in (None, *SCHEDULE_CHOICES):
-            raise DetstyleError(f"--schedule must be one of {', '.join(SCHEDULE_CHOICES)}, got {self.schedule!r}")
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise DetstyleError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.learning_rate == 0:
             raise DetstyleError("--learning-rate must be > 0")
 

@@ -81,6 +81,13 @@ def resize_array(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.LANCZOS), np.float32) / 255.0
 
 
+def resize_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`resize_array` over a `(B, H, W, 3)` batch; the batch itself when it already has that size."""
+    if images.shape[1:3] == tuple(size):
+        return images
+    return np.stack([resize_array(img, size) for img in images])
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 

@@ -92,7 +92,6 @@ class FastSchedule:
     beta_1: float = 0.9
     decay: str = "cosine"
     min_side: int = 32  # a coarse level whose shorter side would fall below this is dropped
-    colour_init: bool = False  # start from the content recoloured to the style's mean/covariance
     default_steps: int = 300  # the CLI's budget when --steps is not given
 
 
@@ -154,11 +153,6 @@ def stages_for(config, height: int, width: int) -> list[Stage]:
     return fast_stages(height, width, config.steps, SCHEDULES[config.schedule])
 
 
-def colour_matched_init(config) -> bool:
-    """Whether the schedule starts from the content recoloured to the style's colour statistics."""
-    return config.schedule is not None and SCHEDULES[config.schedule].colour_init
-
-
 def correction_transfer(pixels: np.ndarray, base_coarse: np.ndarray, base_fine: np.ndarray) -> np.ndarray:
     """`base_fine + up(pixels - base_coarse)`, clipped to [0, 1].
 
@@ -185,7 +179,7 @@ def transfer_pixels(stage: Stage, pixels: np.ndarray, base: Callable[[tuple[int,
 
     `base(size)` is the run's init at a size (for the correction transfer).
     """
-    from transfer.images import resize_array
+    from transfer.images import resize_batch
 
     size = tuple(stage.size)
     if pixels.shape[1:3] == size or stage.transfer == "keep":
@@ -194,7 +188,7 @@ def transfer_pixels(stage: Stage, pixels: np.ndarray, base: Callable[[tuple[int,
         return correction_transfer(pixels, base(previous), base(size))
     if stage.transfer == "upsample":
         return np.clip(np.stack([_resize_float(p, size) for p in pixels]), 0.0, 1.0).astype(np.float32)
-    return np.stack([resize_array(p, size) for p in pixels])
+    return resize_batch(pixels, size)
 
 
 class Plateau:
@@ -216,6 +210,3 @@ def pixel_scale(objective) -> float:
     zeros = np.zeros((1, 1, 1, 3), np.float32)
     return float(np.mean(np.abs(objective.to_param(zeros + 1.0) - objective.to_param(zeros))))
 
-
-def lr_schedule(stage: Stage, scale: float = 1.0) -> Callable[[int], float]:
-    return lambda step: stage.learning_rate(step, scale)

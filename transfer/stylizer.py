@@ -14,6 +14,7 @@ page); nothing here prints.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,12 +26,11 @@ from transfer.colour import luminance_transfer, match_colour_statistics
 from transfer.config import StyleConfig
 from transfer.errors import DivergenceError
 from transfer.features import layer_spec
-from transfer.images import resize_array
+from transfer.images import resize_array, resize_batch
 from transfer.objective import NormalisedObjective, Objective
 from transfer.optimizers import AdamState, NonFiniteLoss, run_adam, run_lbfgs
 from transfer.resume import Interrupted, RunState, stop_on_signals
-from transfer.schedules import (Plateau, Stage, colour_matched_init, lr_schedule, pixel_scale, scale_sizes,
-                                stages_for, transfer_pixels)
+from transfer.schedules import Plateau, Stage, pixel_scale, scale_sizes, stages_for, transfer_pixels
 
 __all__ = ["StepInfo", "StyleConfig", "StyleResult", "scale_sizes", "stylize"]
 
@@ -60,12 +60,6 @@ def _as_styles(style) -> list[tuple[np.ndarray, float]]:
     if isinstance(style, np.ndarray):
         return [(style, 1.0)]
     return [(np.asarray(img, np.float32), float(w)) for img, w in style]
-
-
-def _resize_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if images.shape[1:3] == size:
-        return images
-    return np.stack([resize_array(img, size) for img in images])
 
 
 def _style_at(style: np.ndarray, content_size: tuple[int, int], style_scale: float) -> np.ndarray:
@@ -155,13 +149,9 @@ def stylize(
     offsets = np.cumsum([0] + [stage.steps for stage in stages]).tolist()
     history: list[dict] = list(resume.history) if resume else []
     start = time.perf_counter()
-    recolour = colour_matched_init(config) and config.init == "content" and init_image is None
 
     def base(size):  # the init at a size: where the run starts, and what a correction transfer adds to
-        pixels = initial_pixels(_resize_batch(contents_full, size), styles, config, init_image)
-        if recolour:
-            pixels = np.stack([match_colour_statistics(p, styles[0][0]) for p in pixels])
-        return pixels
+        return initial_pixels(resize_batch(contents_full, size), styles, config, init_image)
 
     pixels = base(stages[0].size)
     unbatch = (lambda a: a[0]) if single else (lambda a: a)  # noqa: E731
@@ -175,7 +165,7 @@ def stylize(
             objective = objectives.get(size)
             if objective is None:
                 objective = objectives[size] = make_objective(backbone, config)
-                contents = _resize_batch(contents_full, size)
+                contents = resize_batch(contents_full, size)
                 objective.set_targets(contents, [(_style_at(img, size, config.style_scale), w) for img, w in styles])
             smoothing = _use_tv_smoothing(objective, stage)
             if resume and index == resume.scale_index:
@@ -217,7 +207,7 @@ def stylize(
                 before = len(history)
                 if stage.optimizer == "adam":
                     adam, _ = run_adam(objective, adam or AdamState.start(param), stage.steps - done,
-                                       learning_rate=lr_schedule(stage, scale), beta_1=stage.beta_1,
+                                       learning_rate=functools.partial(stage.learning_rate, scale=scale), beta_1=stage.beta_1,
                                        beta_2=stage.beta_2, epsilon=stage.epsilon, first_step=done + 1,
                                        callback=on_step, checkpoint_every=checkpoint_every,
                                        on_checkpoint=lambda state, step: save(state.param, state, step),
