@@ -13,10 +13,12 @@ Modules:
   `reference_tutorial`     seed 000: `tf.function` step, Keras Adam(0.02, 0.99, 0.1), [0, 1] image
   `reference_article`      seed 003: eager per-step Python loop, raw-feature style loss, 0..255 image
   `reference_keras_lbfgs`  seed 001: scipy `fmin_l_bfgs_b` + an Evaluator caching loss and grads
-  `ours`                   `transfer.stylizer.stylize` (+ a bf16 backbone, + L-BFGS / multi-scale
-                           when `StyleConfig` has them)
-  `images`                 the one content/style pair, at any square size
+  `ours`                   `transfer.core.stylizer.stylize` (+ a bf16 backbone, + L-BFGS / multi-scale
+                           as `make_spec` options)
+  `images`                 the one content/style pair, at any square size (from ../shared/images;
+                           a missing file stops the bench with its path, never a substitute)
   `hardware`               matmul peaks, analytic VGG16 FLOPs, peak RSS, device description
   `report`                 JSON files and the RESULTS.md table
   `run`                    the command line
+  `readme`                 the README's benchmark figures, rendered from bench/results/*.json
 """

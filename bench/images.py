@@ -1,8 +1,9 @@
 """The one image pair every method runs on, at any square size.
 
 Content: matplotlib's bundled `grace_hopper.jpg` (always present), centre-cropped to a square.
-Style: `../shared/images/starry_night.jpg` when that folder is present, else the toolkit's
-generated style (seed 0), so the bench runs on any machine; the JSON records which.
+Style: `starry_night.jpg` from `SHARED_IMAGES` (`../shared/images`).  Without it a bench stops
+with one message naming the missing file (`MissingImage`): a substitute style would make
+numbers that look comparable with the recorded ones and are not.
 Both are resized to the same square: the article's style loss compares raw feature maps,
 so its style and content must share a shape, and the same pixels keep the timings comparable.
 """
@@ -10,14 +11,57 @@ so its style and content must share a shape, and the same pixels keep the timing
 from __future__ import annotations
 
 import functools
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from transfer.images import load_image, resize_array
-from transfer.samples import generated_style, grace_hopper_path
+from transfer.io.images import load_image, resize_array
+from transfer.io.samples import grace_hopper_path
 
-SHARED_STYLE = Path(__file__).resolve().parents[2] / "shared" / "images" / "starry_night.jpg"
+#: The project's shared images (read at call time, so tests can point it elsewhere).
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+#: The bench's style, a file in SHARED_IMAGES.
+STYLE = "starry_night.jpg"
+
+
+class MissingImage(FileNotFoundError):
+    """A bench image is absent.  Raised instead of substituting another image, so a run on a
+    machine without `../shared/images` fails loudly rather than recording incomparable numbers."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"missing bench image {path}: the benchmarks read their images from "
+                         f"../shared/images (bench/images.py) and never substitute another one")
+        self.path = Path(path)
+
+
+def require_file(path: Path | str) -> Path:
+    """`path` as a Path when it is a file; otherwise `MissingImage` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingImage(path)
+    return path
+
+
+def shared_image(name: str) -> Path:
+    """The shared image `name`, checked to exist (`MissingImage` otherwise)."""
+    return require_file(SHARED_IMAGES / name)
+
+
+def stops_on_missing_image(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a bench's `main` so a missing image ends it with one line on stderr and exit code 2,
+    not a traceback half-way through a long run."""
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except MissingImage as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper
 
 
 def _centre_square(image: np.ndarray) -> np.ndarray:
@@ -27,14 +71,17 @@ def _centre_square(image: np.ndarray) -> np.ndarray:
     return image[top : top + side, left : left + side]
 
 
-@functools.lru_cache(maxsize=1)
 def _sources() -> tuple[np.ndarray, np.ndarray, dict]:
+    """The pair at full size; raises `MissingImage` when the style file is absent."""
+    return _read_sources(shared_image(STYLE))
+
+
+@functools.lru_cache(maxsize=1)
+def _read_sources(style_path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Cached by the style's path, so pointing SHARED_IMAGES elsewhere is never served stale images."""
     content = _centre_square(load_image(grace_hopper_path()))
-    if SHARED_STYLE.is_file():
-        style, style_name = _centre_square(load_image(SHARED_STYLE)), str(SHARED_STYLE.name)
-    else:
-        style, style_name = generated_style(1024, seed=0), "transfer.samples.generated_style(1024, seed=0)"
-    return content, style, {"content": "grace_hopper.jpg (matplotlib), centre square", "style": style_name}
+    style = _centre_square(load_image(style_path))
+    return content, style, {"content": "grace_hopper.jpg (matplotlib), centre square", "style": style_path.name}
 
 
 def pair(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +91,7 @@ def pair(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def describe() -> dict:
+    """What the pair is, as the results record it (a recorded curve is reused only for the same pair)."""
     return dict(_sources()[2])
 
 

@@ -1,29 +1,26 @@
-"""Our loop as a user calls it: `transfer.stylizer.stylize`, timed through its callback.
+"""Our loop as a user calls it: `transfer.core.stylizer.stylize`, timed through its callback.
 
 Variants:
-  `ours`        the default `StyleConfig()` (Adam), which is what `detstyle stylize` runs;
+  `ours`        the default `make_spec()` (Adam), which is what `detstyle stylize` runs;
   `ours-bf16`   the same step on `with_precision(backbone, "bf16")` (Keras `mixed_bfloat16`: bf16
                 convolutions, fp32 variables; the objective casts features to fp32 before its
                 Gram matrices and losses), measured here only, for the bf16 floor;
-  `OPTIONAL_VARIANTS`, run only when `StyleConfig` (and `transfer.recipes`) has what they
-                set: L-BFGS, multi-scale, the fast schedule (`--schedule fast`, fp32 and on a
+  `OPTIONAL_VARIANTS`: L-BFGS, multi-scale, the fast schedule (`--schedule fast`, fp32 and on a
                 bf16 copy of the backbone), all on the tutorial's own loss.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 from bench.probe import Probe
-from transfer.backbones import Backbone
-from transfer.config import StyleConfig
-from transfer.stylizer import stylize
+from transfer.backbones.load import Backbone
+from transfer.core.spec import RunSpec, make_spec
+from transfer.core.stylizer import stylize
 
-#: Extra configurations of ours: name -> StyleConfig fields ("recipe": a `transfer.recipes`
-#: name applied first).  The `tutorial` recipe makes our loop minimise the yardstick's own
+#: Extra configurations of ours: name -> `make_spec` options (the `recipe` option picks a seed loss).  The `tutorial` recipe makes our loop minimise the yardstick's own
 #: loss, the only way "time to the tutorial's loss" can be won; the default objective is a
 #: different loss.  Edit as the options settle.
 #: The fast schedule's step budget in the race (its stages split it; the probe stops it at the target).
@@ -34,54 +31,24 @@ OPTIONAL_VARIANTS: dict[str, dict] = {
     "ours-tutorial-lbfgs": {"recipe": "tutorial", "optimizer": "lbfgs"},
     "ours-tutorial-multiscale": {"recipe": "tutorial", "scales": 3},  # ratio sqrt(2): 1/2, 1/sqrt(2), 1
     "ours-tutorial-fast": {"recipe": "tutorial", "schedule": "fast", "steps": FAST_STEPS},
-    # "precision" is not a StyleConfig field: build_methods runs the variant on
+    # "precision" chooses the backbone: build_methods runs the variant on
     # with_precision(backbone, "bf16"), which is what `detstyle stylize --precision bf16` does
     "ours-tutorial-fast-bf16": {"recipe": "tutorial", "schedule": "fast", "steps": FAST_STEPS, "precision": "bf16"},
 }
-#: Keys of a variant that choose its backbone, not its StyleConfig.
+#: Keys of a variant that choose its backbone, not its run spec's options.
 BACKBONE_KEYS = ("precision",)
-#: A step budget for `StyleConfig.steps` when the probe stops the run on time or target.
+#: A step budget for the spec's `steps` when the probe stops the run on time or target.
 UNBOUNDED_STEPS = 1_000_000
 
 
-def available_variants() -> tuple[dict[str, dict], list[str]]:
-    """The optional variants `StyleConfig` supports, and a note for each one it does not."""
-    fields = {f.name for f in dataclasses.fields(StyleConfig)}
-    chosen, notes = {}, []
-    for name, overrides in OPTIONAL_VARIANTS.items():
-        missing = sorted(set(overrides) - fields - set(BACKBONE_KEYS))
-        if missing:
-            notes.append(f"{name} skipped: StyleConfig has no field {', '.join(missing)} yet")
-        elif "recipe" in overrides and overrides["recipe"] not in _recipes():
-            notes.append(f"{name} skipped: transfer.recipes has no recipe {overrides['recipe']!r}")
-        else:
-            chosen[name] = overrides
-    return chosen, notes
-
-
-def _recipes() -> dict:
-    try:
-        from transfer.recipes import RECIPES
-    except ImportError:
-        return {}
-    return RECIPES
-
-
-def make_config(overrides: dict, steps: int) -> StyleConfig:
-    """`StyleConfig()` with the recipe (if any) applied, then the other overrides, then `steps`."""
-    overrides = {k: v for k, v in overrides.items() if k not in BACKBONE_KEYS}
-    config = StyleConfig()
-    recipe = overrides.pop("recipe", None)
-    if recipe:
-        from transfer.recipes import apply_recipe
-
-        config = apply_recipe(recipe, config, keep_steps=True)
-    return dataclasses.replace(config, **{**overrides, "steps": steps})
+def make_spec_for(overrides: dict, steps: int) -> RunSpec:
+    """The run spec of a variant (backbone keys left out: they choose the backbone) with `steps`."""
+    return make_spec(**{k: v for k, v in overrides.items() if k not in BACKBONE_KEYS}, steps=steps)
 
 
 def runner(overrides: dict | None = None, total_steps: int | None = None
            ) -> Callable[[np.ndarray, np.ndarray, Backbone, Probe], None]:
-    """A loop with the reference loops' signature: `stylize` with `make_config(overrides)`.
+    """A loop with the reference loops' signature: `stylize` with `make_spec_for(overrides)`.
 
     Single-scale runs get an unbounded step count and stop when the probe says so.  A
     multi-scale run needs a finite count per scale or it never leaves the coarsest one, so
@@ -94,8 +61,9 @@ def runner(overrides: dict | None = None, total_steps: int | None = None
         overrides["steps"] = total_steps or 300
 
     def run(content: np.ndarray, style: np.ndarray, backbone: Backbone, probe: Probe) -> None:
-        config = make_config(overrides, overrides.get("steps", probe.max_steps or UNBOUNDED_STEPS))
-        stylize(content, style, backbone, config,
+        spec = make_spec_for({k: v for k, v in overrides.items() if k != "steps"},
+                             overrides.get("steps", probe.max_steps or UNBOUNDED_STEPS))
+        stylize(content, style, backbone, spec,
                 callback=lambda info: probe.step(info.image, loss=info.losses["total"]))
 
     return run

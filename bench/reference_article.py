@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from bench.probe import Probe
-from transfer.backbones import Backbone
-from transfer.features import LAYER_PRESETS, feature_model
-from transfer.preprocessing import preprocess
+from transfer.backbones.load import Backbone
+from transfer.core.features import LAYER_PRESETS, feature_model
+from transfer.core.preprocessing import preprocess
 
 LEARNING_RATE = 0.02 * 255.0
 

@@ -26,6 +26,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench.images import stops_on_missing_image  # noqa: E402
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -94,6 +96,22 @@ def milestones(tutorial_curve: dict, first_step_s: float, step_s: float,
     return rows
 
 
+#: What the record says about the loop it timed.
+LOOP = "bench.reference_tutorial.run (seed 000: Adam 0.02, b1 0.99, eps 0.1, 30 x L1 TV)"
+
+
+def new_record(size: int, steps: int, backbone_name: str, pair: dict, started: float) -> dict:
+    """The record before the first step; `write` fills the per-step lists and `wall_seconds`."""
+    return {"size": size, "steps": steps, "backbone": backbone_name, "images": pair, "loop": LOOP,
+            "started": started, "own_loss_before_step": [], "seconds": [], "scored": [], "load_average": []}
+
+
+def to_json(record: dict) -> str:
+    """The file's exact text (one line: the curve is long): one writer, so a test can tell a hand edit."""
+    return json.dumps(record)
+
+
+@stops_on_missing_image
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512)
@@ -106,24 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     from bench import images, reference_tutorial
     from bench.probe import Probe
     from bench.yardstick import Yardstick
-    from transfer.backbones import load_backbone
-    from transfer.images import save_image
+    from transfer.backbones.load import load_backbone
+    from transfer.io.images import save_image
 
     backbone = load_backbone(args.backbone)
     content, style = images.pair(args.size)
     yardstick = Yardstick(content, style, backbone)
     args.out.mkdir(parents=True, exist_ok=True)
     path = curve_path(args.size, args.out)
-    record = {"size": args.size, "steps": args.steps, "backbone": backbone.name, "images": images.describe(),
-              "loop": "bench.reference_tutorial.run (seed 000: Adam 0.02, b1 0.99, eps 0.1, 30 x L1 TV)",
-              "started": time.time(), "own_loss_before_step": [], "seconds": [], "scored": [], "load_average": []}
+    record = new_record(args.size, args.steps, backbone.name, images.describe(), time.time())
     wall = time.perf_counter()
 
     def write(probe: Probe) -> None:
         record["own_loss_before_step"] = list(probe.own_losses)
         record["seconds"] = [round(t, 3) for t in probe.times]
         record["wall_seconds"] = time.perf_counter() - wall
-        path.write_text(json.dumps(record))
+        path.write_text(to_json(record))
 
     class CurveProbe(Probe):
         def score(self, image_fn, now=None):

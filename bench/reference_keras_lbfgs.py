@@ -23,9 +23,9 @@ import tensorflow as tf
 from scipy.optimize import fmin_l_bfgs_b
 
 from bench.probe import Probe
-from transfer.backbones import Backbone
-from transfer.features import LayerSpec, feature_model
-from transfer.preprocessing import CAFFE_BGR_MEAN, preprocess
+from transfer.backbones.load import Backbone
+from transfer.core.features import LayerSpec, feature_model
+from transfer.core.preprocessing import CAFFE_BGR_MEAN, preprocess
 
 content_layer = "block5_conv2"
 feature_layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]

@@ -6,7 +6,7 @@ over the layers, `30 * tf.image.total_variation`, a `tf.function` `train_step` w
 Adam(0.02, beta_1=0.99, epsilon=0.1), the image in [0, 1] clipped after every step,
 initialised with the content.  What differs is only what the comparison needs: VGG16 (our
 network and weights, through `feature_model`) instead of Keras VGG19, caffe preprocessing
-from `transfer.preprocessing`, the targets passed to `style_content_loss` instead of read
+from `transfer.core.preprocessing`, the targets passed to `style_content_loss` instead of read
 from globals, and `train_step` returns its loss so the probe can record it.
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from bench.probe import Probe
-from transfer.backbones import Backbone
-from transfer.features import LayerSpec, feature_model
-from transfer.preprocessing import preprocess
+from transfer.backbones.load import Backbone
+from transfer.core.features import LayerSpec, feature_model
+from transfer.core.preprocessing import preprocess
 
 content_layers = ["block5_conv2"]
 style_layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]

@@ -57,7 +57,7 @@ def render(run_info: dict, b: dict) -> str:
         f"- Machine: {dev['cpu']}, {dev['cpu_count']} CPUs, GPUs: {', '.join(dev['gpus']) or 'none'}; "
         f"TensorFlow {dev['tensorflow']}, Keras {dev['keras']}. Load average at start "
         f"{_loads(dev['load_average'])}, at end {_loads(env['load_average_end'])}: absolute times on a shared machine "
-        "move by 2×; compare the ratios, all taken in this one run.",
+        "move with its load; compare the ratios, all taken in this one run.",
         f"- Backbone: {env['backbone']['name']} ({env['backbone']['profile']} preprocessing). "
         f"Images: content {env['images']['content']}, style {env['images']['style']}, both resized to the square size.",
         f"- Matmul peak (this run, n = {env['peaks']['fp32']['n']}, at start / at end): fp32 "
@@ -116,14 +116,17 @@ def _ttt_section(t: dict) -> list[str]:
                      _num(r["best_loss"]), _terms(r["last_terms"]), _num(r["speedup_vs_tutorial"], 2, "×")])
     errors = [f"- `{name}` failed: {r['error']}" for name, r in t["methods"].items() if r["error"]]
     errors += [f"- `{name}` not raced: {why}" for name, why in t.get("skipped", {}).items()]
+    took = "is extrapolated to" if t.get("tutorial_time_estimate") else "took"
+    extrapolated = ("The tutorial's time is extrapolated as said; nothing else is: " if t.get("tutorial_time_estimate")
+                    else "Nothing is extrapolated: ")
     return [
         "## Time to the seed-000 loop's loss",
         "",
         f"Target: {t['target_definition']} = **{t['target_loss']:,.0f}** (style / content / TV "
-        f"{_terms(t['target_terms'])}); the tutorial took {t['tutorial_seconds']:.1f} s, setup and tracing "
+        f"{_terms(t['target_terms'])}); the tutorial {took} {t['tutorial_seconds']:.1f} s, setup and tracing "
         f"included. Every method's image is scored with that same loss (`bench/yardstick.py`) every "
         f"{t['eval_every']} step(s), clock paused while scoring; each method gets at most {t['cap_seconds']:.0f} s. "
-        "Nothing is extrapolated: a method that does not reach the target within its time says \"no\".",
+        f"{extrapolated}a method that does not reach the target within its time says \"no\".",
         "",
     ] + _table(["method", "reached", "seconds", "steps", "best loss", "last scored: style / content / TV",
                 "speed-up (tutorial s ÷ method s)"], rows) + (errors + [""] if errors else []) + _milestones(t)
@@ -140,7 +143,7 @@ def _milestones(t: dict) -> list[str]:
                 for m in r["milestones"]]
         lines += ["", f"`{name}` against the tutorial's loss after fewer steps (tutorial seconds estimated as "
                       "above; nothing extrapolated for ours):", ""]
-        lines += _table(["tutorial steps", "its loss", "tutorial s", f"`{name}` s", "speed-up"], rows)
+        lines += _table(["tutorial steps", "its loss", "tutorial s (extrapolated)", f"`{name}` s", "speed-up"], rows)
     return lines + ([""] if lines else [])
 
 

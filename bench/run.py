@@ -38,6 +38,8 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench.images import STYLE, shared_image, stops_on_missing_image  # noqa: E402
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 _T0 = time.perf_counter()
 
@@ -96,7 +98,7 @@ DESCRIPTIONS = {
     "tutorial": ("seed 000: TF tutorial, tf.function step, Keras Adam(0.02, β1 0.99, ε 0.1)", 1),
     "article": ("seed 003: SSD article, eager per-step loop, raw-feature style loss", 1),
     "keras-lbfgs": ("seed 001: Keras example, scipy fmin_l_bfgs_b(maxfun=20), batch of 3 per evaluation", 3),
-    "ours": ("transfer.stylizer.stylize, default StyleConfig (Adam, this toolkit's normalised loss)", 1),
+    "ours": ("transfer.core.stylizer.stylize, the default make_spec() (Adam, this toolkit's normalised loss)", 1),
     "ours-bf16": ("ours on a mixed_bfloat16 copy of the backbone (Grams in fp32)", 1),
     "ours-lbfgs": ("stylize with optimizer='lbfgs' (steps and times per L-BFGS *iteration*: StepInfo does "
                    "not expose evaluations)", 1),
@@ -104,7 +106,7 @@ DESCRIPTIONS = {
                             "(steps and times per L-BFGS iteration)", 1),
     "ours-tutorial-multiscale": ("stylize with the `tutorial` recipe (its Adam) and scales=3, the tutorial's "
                                  "step count per scale", 1),
-    "ours-tutorial-fast": ("stylize with the `tutorial` recipe and schedule='fast' (transfer/schedules.py: "
+    "ours-tutorial-fast": ("stylize with the `tutorial` recipe and schedule='fast' (transfer/core/schedules.py: "
                            "L-BFGS on a smooth TV whose eps shrinks stage by stage), steps = the schedule's "
                            "budget in L-BFGS iterations", 1),
     "ours-tutorial-fast-bf16": ("ours-tutorial-fast on with_precision(backbone, 'bf16') (`--precision bf16`)", 1),
@@ -120,18 +122,18 @@ TIMED = ("tutorial", "ours", "ours-bf16", "ours-lbfgs", "keras-lbfgs", "article"
 
 
 def build_methods(backbone, plan: Plan) -> tuple[dict[str, tuple[Callable, object]], list[str]]:
-    """Name -> (loop, backbone it runs on), and notes on variants that are not available."""
+    """Name -> (loop, backbone it runs on), and notes (none today: every variant is available)."""
     from bench import ours, reference_article, reference_keras_lbfgs, reference_tutorial
 
-    from transfer.backbones import with_precision
+    from transfer.backbones.precision import with_precision
 
     methods = {"tutorial": (reference_tutorial.run, backbone), "ours": (ours.runner(), backbone)}
-    variants, notes = ours.available_variants()
+    variants, notes = dict(ours.OPTIONAL_VARIANTS), []
     precisions = {"fp32": backbone, "bf16": with_precision(backbone, "bf16")}  # one bf16 copy for every variant
     for name, overrides in variants.items():
         methods[name] = (ours.runner(overrides, total_steps=plan.target_steps),
                          precisions[overrides.get("precision", "fp32")])
-        DESCRIPTIONS.setdefault(name, (f"stylize with StyleConfig(**{overrides})", 1))
+        DESCRIPTIONS.setdefault(name, (f"stylize with make_spec(**{overrides})", 1))
     methods["keras-lbfgs"] = (reference_keras_lbfgs.run, backbone)
     methods["article"] = (reference_article.run, backbone)
     methods["ours-bf16"] = (ours.runner(), precisions["bf16"])
@@ -524,14 +526,16 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return dataclasses.replace(plan, **changes)
 
 
+@stops_on_missing_image
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from bench import hardware, report
-    from transfer.backbones import load_backbone
+    from transfer.backbones.load import load_backbone
 
     if args.device_info:
         print(json.dumps(hardware.device_info(), indent=2, default=str))
         return 0
+    shared_image(STYLE)  # stop before any measurement, not after the first minutes of it
     plan = make_plan(args)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     log(f"mode {plan.mode}: sizes {plan.sizes}, target {plan.target_steps} tutorial steps at {plan.target_size}²")

@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from transfer.backbones import Backbone
-from transfer.features import LayerSpec, feature_model
-from transfer.preprocessing import preprocess
+from transfer.backbones.load import Backbone
+from transfer.core.features import LayerSpec, feature_model
+from transfer.core.preprocessing import preprocess
 
 TUTORIAL_LAYERS = LayerSpec(
     style=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),

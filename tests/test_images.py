@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from transfer.errors import DetstyleError, ImageError
-from transfer.images import load_image, save_image
+from transfer.io.images import load_image, save_image
 
 
 def test_reads_rgb_and_resizes_longest_side(tmp_path):

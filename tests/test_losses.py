@@ -1,8 +1,8 @@
 import numpy as np
 import tensorflow as tf
 
-from transfer.losses import content_loss, gram_matrix, style_loss, total_variation_loss
-from transfer.preprocessing import preprocess
+from transfer.core.losses import content_loss, gram_matrix, style_loss, total_variation_loss
+from transfer.core.preprocessing import preprocess
 
 
 def test_gram_matrix_matches_numpy_and_is_size_invariant_for_a_tiled_texture():

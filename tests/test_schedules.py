@@ -1,47 +1,26 @@
-"""`--schedule fast` (transfer/schedules.py): step sizes, TV surrogate, stages, transfer, resume.
+"""Schedules (transfer/core/schedules.py): the plain pyramid, `--schedule fast`, its TV surrogate, resume.
 
 Tiny sizes and the random backbone; no timing assertions (the bench measures time).
 """
 
-import dataclasses
 import os
 import signal
 
 import numpy as np
 import pytest
 
-from transfer import schedules
-from transfer.config import StyleConfig
-from transfer.errors import DetstyleError
-from transfer.recipes import apply_recipe
-from transfer.resume import Interrupted, RunState
-from transfer.schedules import FAST, FastSchedule, Level, Plateau, Stage, correction_transfer, fast_stages
-from transfer.stylizer import stylize
-
-
-def test_cosine_and_exponential_step_sizes():
-    stage = Stage((8, 8), 11, lr_start=0.1, lr_end=0.01, decay="cosine")
-    assert stage.learning_rate(1) == pytest.approx(0.1)
-    assert stage.learning_rate(6) == pytest.approx(0.055)  # halfway: the mean of the ends
-    assert stage.learning_rate(11) == pytest.approx(0.01)
-    values = [stage.learning_rate(i) for i in range(1, 12)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
-    exp = dataclasses.replace(stage, decay="exponential")
-    assert exp.learning_rate(6) == pytest.approx((0.1 * 0.01) ** 0.5)
-    assert Stage((8, 8), 5, lr_start=0.02).learning_rate(5) == 0.02  # no lr_end: constant
-    assert stage.learning_rate(1, scale=255.0) == pytest.approx(25.5)
-
-
-def test_tv_smoothing_schedule_is_geometric_and_optional():
-    stage = Stage((8, 8), 3, tv_smoothing=(0.1, 0.001))
-    assert [stage.smoothing(i) for i in (1, 2, 3)] == pytest.approx([0.1, 0.01, 0.001])
-    assert Stage((8, 8), 3).smoothing(2) is None
+from transfer.core import schedules
+from transfer.core.schedules import FAST, AdamSettings, stages_for
+from transfer.core.spec import make_spec
+from transfer.core.stylizer import stylize
+from transfer.errors import UsageError
+from transfer.io.run_state import Interrupted, RunState
 
 
 def test_charbonnier_tv_converges_to_the_exact_l1_tv():
     import tensorflow as tf
 
-    from transfer.recipes import charbonnier_total_variation
+    from transfer.seeds.recipes import charbonnier_total_variation
 
     rng = np.random.default_rng(0)
     image = tf.constant(rng.uniform(0, 1, (2, 12, 10, 3)).astype(np.float32))
@@ -56,62 +35,44 @@ def test_charbonnier_tv_converges_to_the_exact_l1_tv():
     assert gaps == sorted(gaps, reverse=True) and gaps[-1] < 1e-3 * exact.min()
 
 
-def test_tutorial_objective_smooth_tv_is_an_option(random_backbone, small_pair):
+def test_tutorial_objective_smoothing_is_a_copy_sharing_the_targets(random_backbone, small_pair):
     import tensorflow as tf
 
-    from transfer.features import LAYER_PRESETS
-    from transfer.recipes import TutorialObjective
+    from transfer.core.features import LAYER_PRESETS
+    from transfer.seeds.recipes import TutorialObjective
 
     content, style = small_pair
-    obj = TutorialObjective(random_backbone, LAYER_PRESETS["gatys"])
-    assert obj.supports_tv_smoothing and obj.tv_smoothing is None
-    obj.set_targets(content[None], [(style, 1.0)])
+    obj = TutorialObjective(random_backbone, LAYER_PRESETS["gatys"], content[None], [(style, 1.0)])
     image = tf.constant(np.clip(content[None] + 0.05, 0, 1))
     exact = obj.terms(image)["tv"].numpy()
-    obj.tv_smoothing = tf.Variable(1e-4)
-    np.testing.assert_allclose(obj.terms(image)["tv"].numpy(), exact, rtol=1e-2)
-    obj.tv_smoothing.assign(0.2)
-    assert obj.terms(image)["tv"].numpy()[0] < 0.9 * exact[0]
-    obj.tv_smoothing = None
+    fine, coarse = obj.with_tv_eps(1e-4), obj.with_tv_eps(0.2)
+    assert obj.tv_eps is None and fine.style_targets is obj.style_targets  # the original is unchanged
+    np.testing.assert_allclose(fine.terms(image)["tv"].numpy(), exact, rtol=1e-2)
+    assert coarse.terms(image)["tv"].numpy()[0] < 0.9 * exact[0]
     np.testing.assert_array_equal(obj.terms(image)["tv"].numpy(), exact)
 
 
-def test_fast_stages_split_the_budget():
-    stages = fast_stages(512, 384, 200)
-    assert stages[-1].size == (512, 384)
-    assert abs(sum(s.steps for s in stages) - 200) <= len(stages)
-    assert all(s.pixel_units for s in stages)
-    smoothing = [s.tv_smoothing[0] for s in stages if s.tv_smoothing]
-    assert smoothing == sorted(smoothing, reverse=True)  # the surrogate gets sharper stage by stage
-    assert all(s.transfer == "keep" for s in stages[1:] if s.size == stages[0].size)
-    pyramid = FastSchedule(levels=(Level(0.125, 0.5), Level(0.5, 0.25), Level(1.0, 0.25)))
-    small = fast_stages(160, 160, 40, pyramid)  # 20 px is below min_side: that level is dropped
-    assert [s.size for s in small] == [(80, 80), (160, 160)]
-    assert small[1].transfer == "correction" and small[0].steps == 10
+def test_fast_stages_split_the_budget_at_full_size_with_shrinking_smoothing():
+    stages = stages_for(make_spec(schedule="fast", steps=200), 512, 384)
+    assert all(s.size == (512, 384) and s.optimizer == "lbfgs" for s in stages)
+    assert sum(s.steps for s in stages) == 200  # 40 + 50 + 60 + 50
+    eps = [s.tv_eps for s in stages]
+    assert eps == sorted(eps, reverse=True) and eps == list(FAST.tv_eps)
 
 
-def test_correction_transfer_keeps_the_fine_base_and_adds_the_coarse_change():
-    rng = np.random.default_rng(1)
-    fine = rng.uniform(0.2, 0.8, (1, 16, 16, 3)).astype(np.float32)
-    coarse = fine.reshape(1, 8, 2, 8, 2, 3).mean((2, 4))
-    np.testing.assert_allclose(correction_transfer(coarse, coarse, fine), fine, atol=1e-6)
-    shifted = correction_transfer(coarse + 0.1, coarse, fine)
-    np.testing.assert_allclose(shifted, np.clip(fine + 0.1, 0, 1), atol=1e-4)
+def test_plain_stages_take_the_recipe_moment_constants_and_the_spec_step_size():
+    spec = make_spec(steps=7, scales=2, learning_rate=0.05)
+    stages = stages_for(spec, 64, 64, adam=AdamSettings(1.0, beta_1=0.99, epsilon=0.1))
+    assert [s.size for s in stages] == [(45, 45), (64, 64)] and all(s.steps == 7 for s in stages)
+    assert stages[0].adam == AdamSettings(0.05, 0.99, 0.999, 0.1)
 
 
-def test_plateau_stops_only_when_progress_stalls():
-    p = Plateau(0.01, 2)
-    assert not any(p.update(x) for x in (100.0, 90.0, 80.0))
-    assert not p.update(79.5)  # 90 -> 79.5 over two steps: 11.7 %
-    assert p.update(79.4)  # 80 -> 79.4 over two steps: 0.75 %
-
-
-def test_schedule_is_validated():
-    with pytest.raises(DetstyleError, match="schedule"):
-        StyleConfig(schedule="slow").validate()
-    StyleConfig(schedule="fast").validate()
-    assert StyleConfig().schedule is None and "fast" in schedules.SCHEDULES
-    assert schedules.SCHEDULES["fast"] is FAST
+def test_schedule_names_come_from_the_registry():
+    with pytest.raises(UsageError, match="schedule"):
+        make_spec(schedule="slow")
+    assert make_spec(schedule="fast").schedule == "fast" and make_spec().schedule == "plain"
+    assert schedules.SCHEDULES["fast"] is FAST and schedules.SCHEDULE_NAMES == ("plain", "fast")
+    assert make_spec(schedule="fast").steps == FAST.default_steps
 
 
 @pytest.fixture(scope="module")
@@ -136,38 +97,29 @@ def test_fast_reaches_a_lower_tutorial_loss_than_plain_at_equal_steps(random_bac
     iterations (L-BFGS can use a few more evaluations than iterations: 16 iterations here
     against 24 Adam steps keeps its evaluations below Adam's)."""
     content, style = pair64
-    plain = stylize(content, style, random_backbone, apply_recipe("tutorial", StyleConfig(steps=24), keep_steps=True))
-    fast_cfg = apply_recipe("tutorial", StyleConfig(steps=16, schedule="fast"), keep_steps=True)
-    fast = stylize(content, style, random_backbone, fast_cfg)
+    plain = stylize(content, style, random_backbone, make_spec(recipe="tutorial", steps=24))
+    fast = stylize(content, style, random_backbone, make_spec(recipe="tutorial", schedule="fast", steps=16))
     assert len(fast.history) <= 16 and fast.image.shape == content.shape
     assert _tutorial_loss(fast.image, content, style, random_backbone) < \
         _tutorial_loss(plain.image, content, style, random_backbone)
 
 
-@pytest.fixture
-def adam_pyramid(monkeypatch):
-    """A two-level Adam schedule (smooth TV at half size, exact at full), registered as `adam-pyramid`."""
-    schedule = FastSchedule(levels=(Level(0.5, 0.6, "adam", (0.08, 0.02), (0.05, 0.01)),
-                                    Level(1.0, 0.4, "adam", (0.04, 0.005))), min_side=16)
-    monkeypatch.setitem(schedules.SCHEDULES, "adam-pyramid", schedule)
-    return schedule
-
-
-def test_scheduled_run_resumes_to_the_same_image(random_backbone, pair64, adam_pyramid, tmp_path):
+def test_fast_schedule_resumes_at_the_stage_it_was_stopped_in(random_backbone, pair64, tmp_path):
+    """L-BFGS restarts its memory on resume (documented), so the oracle is the step count, the
+    stage, and that the resumed run ends at a lower tutorial loss than where it was stopped."""
     content, style = pair64
-    cfg = apply_recipe("tutorial", StyleConfig(steps=15, schedule="adam-pyramid"), keep_steps=True)
-    full = stylize(content, style, random_backbone, cfg)
-    assert [len([h for h in full.history])] == [15]
+    spec = make_spec(recipe="tutorial", schedule="fast", steps=12)  # stages of 2, 3, 4, 3 iterations
     state = tmp_path / "fast.ckpt.npz"
 
-    def stop_at_11(info):
-        if info.step == 11:
+    def stop_at_7(info):
+        if info.step == 7:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(Interrupted, match="step 11"):
-        stylize(content, style, random_backbone, cfg, callback=stop_at_11, state_path=state)
+    with pytest.raises(Interrupted, match="step 7"):
+        stylize(content, style, random_backbone, spec, callback=stop_at_7, state_path=state)
     saved = RunState.load(state)
-    assert (saved.scale_index, saved.steps_done) == (1, 2)  # 9 steps at 32 px, then 2 of 6 at 64 px
-    resumed = stylize(content, style, random_backbone, cfg, resume=saved, state_path=state)
-    np.testing.assert_allclose(resumed.image, full.image, atol=1e-5)
-    assert len(resumed.history) == len(full.history) == 15
+    assert (saved.stage_index, saved.steps_done) == (2, 2)  # 2 + 3 steps done, then 2 of 4 in stage 2
+    resumed = stylize(content, style, random_backbone, spec, resume=saved, state_path=state)
+    assert len(resumed.history) == 12
+    stopped_at = _tutorial_loss(saved.param[0], content, style, random_backbone)
+    assert _tutorial_loss(resumed.image, content, style, random_backbone) < stopped_at

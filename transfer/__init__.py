@@ -1,10 +1,13 @@
 """Style transfer with a detector's backbone: backbone copy, features, losses, the loop.
 
 Public API (see README):
-  load_backbone(name_or_path)            -> Backbone (truncated VGG16 + preprocessing profile)
-  copy_backbone(source, target)          -> CopyReport (by layer name, every shape checked)
-  stylize(content, style, backbone, cfg) -> StyleResult
-  load_image / save_image, LAYER_PRESETS, StyleConfig
+  make_spec(...)                          -> RunSpec (one immutable, hashable description of a run)
+  resolve_backbone(name_or_path)          -> BackboneRef (file, sha256, profile, precision)
+  load_backbone(ref_or_name)              -> Backbone (truncated VGG16 + its ref)
+  copy_backbone(source, target)           -> CopyReport (by layer name, every shape checked)
+  stylize(content, style, backbone, spec) -> StyleResult
+  run(spec)                               -> StyleResult (loads what the spec names, then stylize)
+  load_image / save_image, LAYER_PRESETS
 
 Names are imported lazily so that `detstyle --help` does not pay for importing TensorFlow.
 """
@@ -12,12 +15,14 @@ Names are imported lazily so that `detstyle --help` does not pay for importing T
 import importlib
 
 _EXPORTS = {
-    "CopyReport": "transfer.backbone_copy", "copy_backbone": "transfer.backbone_copy",
-    "Backbone": "transfer.backbones", "load_backbone": "transfer.backbones",
-    "DetstyleError": "transfer.errors",
-    "LAYER_PRESETS": "transfer.features", "LayerSpec": "transfer.features",
-    "load_image": "transfer.images", "save_image": "transfer.images",
-    "StyleConfig": "transfer.config", "StyleResult": "transfer.stylizer", "stylize": "transfer.stylizer",
+    "CopyReport": "transfer.backbones.copy", "copy_backbone": "transfer.backbones.copy",
+    "Backbone": "transfer.backbones.load", "load_backbone": "transfer.backbones.load",
+    "resolve_backbone": "transfer.backbones.load", "with_precision": "transfer.backbones.precision",
+    "DetstyleError": "transfer.errors", "UsageError": "transfer.errors",
+    "LAYER_PRESETS": "transfer.core.features", "LayerSpec": "transfer.core.features",
+    "load_image": "transfer.io.images", "save_image": "transfer.io.images", "image_ref": "transfer.io.images",
+    "RunSpec": "transfer.core.spec", "make_spec": "transfer.core.spec", "run": "transfer.core.run",
+    "StyleResult": "transfer.core.stylizer", "stylize": "transfer.core.stylizer",
 }
 __all__ = sorted(_EXPORTS)
 

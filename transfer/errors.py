@@ -16,3 +16,7 @@ class DivergenceError(DetstyleError):
         super().__init__(message)
         self.last_good_image = last_good_image
         self.step = step
+
+
+class UsageError(DetstyleError):
+    """A combination of options the run cannot honour (the CLI exits 2, like argparse)."""

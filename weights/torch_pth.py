@@ -13,6 +13,11 @@ allow-list (tensor rebuild helpers, `collections.OrderedDict`, storage types, dt
 mapped to a stand-in defined here.  Anything else raises :class:`UnsafeCheckpointError`
 before it is called, so nothing from the file is ever executed.  Tensors are rebuilt lazily
 (the legacy stream stores the bytes after the pickle) from offset, size and stride.
+
+This module knows no network: it checks the container (magic bytes, zip/legacy structure,
+storage sizes against offsets and strides, float dtypes, duplicate keys) and labels the key
+*naming* convention (:func:`detect_layout`).  Which key must hold which shape is derived from
+the network by `transfer.backbones.convert`.
 """
 
 from __future__ import annotations
@@ -40,57 +45,6 @@ ZIP_PREFIX = b"PK\x03\x04"
 SSD_LAYOUT = "ssd300-pth"
 REDUCEDFC_LAYOUT = "vgg16-reducedfc-pth"
 UNKNOWN_LAYOUT = "torch-state-dict"
-
-# --------------------------------------------------------------------------------------
-# Expected shapes (checkpoint-layouts.md, section 1)
-# --------------------------------------------------------------------------------------
-
-#: (index in `vgg`, out channels, in channels, kernel size) of the 15 base-net convs.
-VGG_CONVS: tuple[tuple[int, int, int, int], ...] = (
-    (0, 64, 3, 3), (2, 64, 64, 3),
-    (5, 128, 64, 3), (7, 128, 128, 3),
-    (10, 256, 128, 3), (12, 256, 256, 3), (14, 256, 256, 3),
-    (17, 512, 256, 3), (19, 512, 512, 3), (21, 512, 512, 3),
-    (24, 512, 512, 3), (26, 512, 512, 3), (28, 512, 512, 3),
-    (31, 1024, 512, 3),  # conv6, dilation 6
-    (33, 1024, 1024, 1),  # conv7
-)
-EXTRAS: tuple[tuple[int, int, int], ...] = (
-    (256, 1024, 1), (512, 256, 3), (128, 512, 1), (256, 128, 3),
-    (128, 256, 1), (256, 128, 3), (128, 256, 1), (256, 128, 3),
-)
-#: Input channels of the six prediction sources and boxes per location on each.
-HEAD_IN_CHANNELS: tuple[int, ...] = (512, 1024, 512, 256, 256, 256)
-BOXES_PER_LOCATION: tuple[int, ...] = (4, 6, 6, 6, 4, 4)
-VOC_NUM_CLASSES = 21
-
-
-def _conv(prefix: str, out_c: int, in_c: int, k: int) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}.weight": (out_c, in_c, k, k), f"{prefix}.bias": (out_c,)}
-
-
-def reducedfc_shapes() -> dict[str, tuple[int, ...]]:
-    """`{key: shape}` of `vgg16_reducedfc.pth` (the `vgg` list without its prefix)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for index, out_c, in_c, k in VGG_CONVS:
-        shapes.update(_conv(str(index), out_c, in_c, k))
-    return shapes
-
-
-def ssd300_shapes(num_classes: int = VOC_NUM_CLASSES) -> dict[str, tuple[int, ...]]:
-    """`{key: shape}` of an ssd.pytorch SSD300 state dict with `num_classes` classes."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for index, out_c, in_c, k in VGG_CONVS:
-        shapes.update(_conv(f"vgg.{index}", out_c, in_c, k))
-    shapes["L2Norm.weight"] = (512,)
-    for i, (out_c, in_c, k) in enumerate(EXTRAS):
-        shapes.update(_conv(f"extras.{i}", out_c, in_c, k))
-    for i, (in_c, boxes) in enumerate(zip(HEAD_IN_CHANNELS, BOXES_PER_LOCATION)):
-        shapes.update(_conv(f"loc.{i}", boxes * 4, in_c, 3))
-    for i, (in_c, boxes) in enumerate(zip(HEAD_IN_CHANNELS, BOXES_PER_LOCATION)):
-        shapes.update(_conv(f"conf.{i}", boxes * num_classes, in_c, 3))
-    return shapes
-
 
 # --------------------------------------------------------------------------------------
 # Safe stand-ins for the globals a torch pickle may name
@@ -459,7 +413,7 @@ def _read_zip(path: Path) -> tuple[Any, dict]:
 
 
 # --------------------------------------------------------------------------------------
-# Tensors, state dict, layout
+# Tensors, state dict, key naming
 # --------------------------------------------------------------------------------------
 
 
@@ -536,7 +490,11 @@ _REDUCEDFC_KEY = re.compile(r"^\d+\.(weight|bias)$")
 
 
 def detect_layout(keys: list[str]) -> str:
-    """`"ssd300-pth"`, `"vgg16-reducedfc-pth"` or `"torch-state-dict"` from key names alone."""
+    """`"ssd300-pth"`, `"vgg16-reducedfc-pth"` or `"torch-state-dict"` from key names alone.
+
+    A label of the naming convention (ssd.pytorch's `vgg.*` ModuleList, or its base-net file's
+    bare `0.weight` ...), so callers can pick a converter; it promises nothing about shapes.
+    """
     if any(k.startswith("vgg.") for k in keys):
         return SSD_LAYOUT
     if keys and all(_REDUCEDFC_KEY.match(k) for k in keys):
@@ -549,69 +507,30 @@ def _short_list(items: list[str], n: int = 4) -> str:
     return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
-def check_layout(path: Path, tensors: dict[str, np.ndarray], layout: str) -> dict:
-    """Validate key set and every shape of a known layout; return meta (num_classes, notes).
+def check_dtypes(path: Path, tensors: dict[str, np.ndarray], layout: str) -> None:
+    """Refuse a non-float tensor in a file named like a network's weights (one-line WeightsError).
 
-    Raises WeightsError (one line) for a missing/unexpected key or a wrong shape.
+    Why here and not in the converter: an integer or bool array where a weight belongs means the
+    file is not what its key names claim, whichever network later reads it.  Shapes are the
+    converter's business (`transfer.backbones.convert`), since only the network knows them.
     """
-    meta: dict = {}
-    if layout == SSD_LAYOUT:
-        num_classes = _num_classes(path, tensors)
-        expected = ssd300_shapes(num_classes)
-        meta["num_classes"] = num_classes
-        if num_classes != VOC_NUM_CLASSES:
-            meta["notes"] = [
-                f"num_classes is {num_classes}, not {VOC_NUM_CLASSES} (VOC): the detection heads "
-                "were trained for another label set; the VGG backbone is still usable"
-            ]
-    elif layout == REDUCEDFC_LAYOUT:
-        expected = reducedfc_shapes()
-    else:
-        return meta
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s) {_short_list(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s) {_short_list(unexpected)}")
-        raise WeightsError(f"{path}: wrong key set for {layout}: " + "; ".join(parts))
-    wrong = [(k, tuple(tensors[k].shape), shape) for k, shape in expected.items() if tuple(tensors[k].shape) != shape]
-    if wrong:
-        key, got, want = wrong[0]
-        more = f" ({len(wrong) - 1} more wrong)" if len(wrong) > 1 else ""
-        raise WeightsError(f"{path}: {key} has shape {got}, expected {want} for {layout}{more}")
+    if layout == UNKNOWN_LAYOUT:
+        return
     not_float = [k for k, a in tensors.items() if a.dtype.kind != "f"]
     if not_float:
         raise WeightsError(f"{path}: {not_float[0]} has dtype {tensors[not_float[0]].dtype}, expected floating point")
-    return meta
-
-
-def _num_classes(path: Path, tensors: dict[str, np.ndarray]) -> int:
-    found: list[int] = []
-    for i, boxes in enumerate(BOXES_PER_LOCATION):
-        weight = tensors.get(f"conf.{i}.weight")
-        if weight is None or weight.ndim < 1:
-            raise WeightsError(f"{path}: wrong key set for {SSD_LAYOUT}: conf.{i}.weight is missing")
-        out = int(weight.shape[0])
-        if out % boxes:
-            raise WeightsError(
-                f"{path}: conf.{i}.weight has {out} output channels, not a multiple of {boxes} boxes per location"
-            )
-        found.append(out // boxes)
-    if len(set(found)) != 1:
-        raise WeightsError(f"{path}: conf heads disagree on the number of classes: {found}")
-    return found[0]
 
 
 def read_torch_pth(path: str | Path, *, strict: bool = True) -> Checkpoint:
     """Read a torch `.pth` state dict (legacy stream or zip archive) into numpy arrays.
 
     Never imports torch and never executes code from the file.  Keys keep PyTorch's names
-    (a DataParallel `module.` prefix is removed) and kernels stay OIHW.  With `strict`, the key
-    set must be one of the known layouts (`ssd300-pth`, `vgg16-reducedfc-pth`) with every
-    shape as documented; without it an unknown key set reads as `torch-state-dict`.
+    (a DataParallel `module.` prefix is removed) and kernels stay OIHW.  Only the container is
+    checked (magic bytes, structure, storage sizes against offsets and strides, duplicate keys,
+    float dtypes); which key holds which shape is the converter's business.  With `strict`, the
+    key names must follow a known convention (`ssd300-pth`: `vgg.*`; `vgg16-reducedfc-pth`:
+    `0.weight` ...) and every tensor be floating point; without it an unknown key set reads as
+    `torch-state-dict` and a dtype problem is listed in `meta["problems"]`.
     """
     path = Path(path)
     try:
@@ -662,7 +581,7 @@ def read_torch_pth(path: str | Path, *, strict: bool = True) -> Checkpoint:
     if ignored:
         meta["ignored_keys"] = ignored
     try:
-        meta.update(check_layout(path, tensors, layout))
+        check_dtypes(path, tensors, layout)
     except WeightsError as exc:
         if strict:
             raise

@@ -32,6 +32,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _refuse_large(path: Path, opened: Image.Image) -> None:
+    """Our own pixel cap, checked per call: Pillow's is a process-wide setting we leave alone."""
+    width, height = opened.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{path}: image has {width * height:,} pixels, more than {MAX_PIXELS:,}; refusing to decode it")
+
+
 def load_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
     """Read an image file as float32 RGB in [0, 1], optionally resized to `max_side`.
 
@@ -45,10 +52,9 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
         raise ImageError(f"{path}: is a directory, not an image")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: file is empty")
-    previous_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with Image.open(path) as opened:
+        with Image.open(path) as opened:  # reads the header only: the size is known before decoding
+            _refuse_large(path, opened)
             opened.seek(0)  # animated files: the first frame
             image = ImageOps.exif_transpose(opened)
             image = _to_rgb(image)
@@ -59,11 +65,43 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
         raise ImageError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: cannot decode image ({exc})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous_limit
     if max_side is not None:
         image = resize_longest_side(image, max_side)
     return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def image_ref(path: str | os.PathLike, weight: float = 1.0):
+    """The `ImageRef` of an image file: its path and the sha256 of its bytes (checked to exist)."""
+    import hashlib
+
+    from transfer.core.spec import ImageRef
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file" if not path.exists() else f"{path}: is not a regular file")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return ImageRef(str(path), digest.hexdigest(), weight)
+
+
+def array_ref(image: np.ndarray, source: str, weight: float = 1.0):
+    """The `ImageRef` of an in-memory image (e.g. the demo's generated style): sha256 of its float32 pixels."""
+    import hashlib
+
+    from transfer.core.spec import ImageRef
+
+    pixels = np.ascontiguousarray(image, np.float32)
+    return ImageRef(source, hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest(), weight)
+
+
+def load_ref(ref, max_side: int | None = None) -> np.ndarray:
+    """Load the file an `ImageRef` names, refused if its bytes changed since the ref was made."""
+    current = image_ref(ref.source, ref.weight)
+    if current.sha256 != ref.sha256:
+        raise ImageError(f"{ref.source}: the file changed since the run was specified (sha256 differs)")
+    return load_image(ref.source, max_side)
 
 
 def resize_longest_side(image: Image.Image, max_side: int) -> Image.Image:

@@ -1,8 +1,9 @@
 """Interruptible runs: Ctrl-C/SIGTERM stop cleanly between steps, and the state can resume.
 
 The checkpoint (`OUT.ckpt.npz`) holds the optimiser state (image parameters, Adam moments
-and step count), the scale and step reached, the loss history and the config, so a
-resumed Adam run continues to the same result as an uninterrupted one.
+and step count), the stage and step reached, the loss history and the whole run spec (as
+JSON), so a resumed Adam run continues to the same result as an uninterrupted one and a
+state made for another run is recognised as such.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import json
 import os
 import signal
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from transfer.errors import DetstyleError
-from transfer.images import atomic_write
+from transfer.io.images import atomic_write
 
 
 class Interrupted(DetstyleError):
@@ -27,21 +29,21 @@ class Interrupted(DetstyleError):
 
 @dataclasses.dataclass
 class RunState:
-    scale_index: int
-    steps_done: int  # completed steps at this scale
+    stage_index: int
+    steps_done: int  # completed steps in this stage
     param: np.ndarray
     m: np.ndarray | None
     v: np.ndarray | None
     t: float
     history: list[dict]
-    config: dict
+    spec: dict  # RunSpec.to_dict() of the run that saved it
 
     def save(self, path: str | os.PathLike) -> Path:
         arrays = {"param": self.param}
         if self.m is not None:
             arrays.update(m=self.m, v=self.v)
-        meta = {"scale_index": self.scale_index, "steps_done": self.steps_done, "t": self.t,
-                "history": self.history, "config": self.config}
+        meta = {"stage_index": self.stage_index, "steps_done": self.steps_done, "t": self.t,
+                "history": self.history, "spec": self.spec}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         return atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
 
@@ -53,11 +55,11 @@ class RunState:
                 meta = json.loads(bytes(data["meta"]).decode())
                 m = data["m"] if "m" in data else None
                 v = data["v"] if "v" in data else None
-                return cls(meta["scale_index"], meta["steps_done"], data["param"], m, v, meta["t"],
-                           meta["history"], meta["config"])
+                return cls(int(meta["stage_index"]), int(meta["steps_done"]), data["param"], m, v,
+                           float(meta["t"]), list(meta["history"]), dict(meta["spec"]))
         except FileNotFoundError:
             raise DetstyleError(f"{path}: no checkpoint to resume from") from None
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise DetstyleError(f"{path}: not a readable detstyle checkpoint ({exc})") from None
 
 

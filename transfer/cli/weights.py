@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from weights.registry import PREPROCESSING_PROFILES
+
 
 def add_weights_commands(sub) -> None:
     parser = sub.add_parser(
@@ -31,7 +33,7 @@ def add_weights_commands(sub) -> None:
     p = wsub.add_parser("convert", help="write the toolkit's own format: truncated-VGG16 .weights.h5 + JSON sidecar")
     p.add_argument("file_or_name", help="a .pth, .h5, .onnx file or a registry name")
     p.add_argument("-o", "--output", required=True, help="output path ending in .weights.h5")
-    p.add_argument("--profile", choices=["caffe", "rgb_mean", "unit"], default=None,
+    p.add_argument("--profile", choices=sorted(PREPROCESSING_PROFILES), default=None,
                    help="preprocessing profile stored in the sidecar (default: the source's)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="accept a file whose checksum differs from the registry (prints a warning)")
@@ -63,7 +65,13 @@ def cmd_inspect(args) -> int:
     from weights import read_checkpoint
     from weights.inspect import describe
 
-    print(describe(read_checkpoint(args.file), max_rows=args.rows))
+    checkpoint = read_checkpoint(args.file)
+    print(describe(checkpoint, max_rows=args.rows))
+    if checkpoint.layout == "ssd300-pth":  # a network fact, so it comes from the converter, not the reader
+        from transfer.backbones.convert import ssd300_num_classes
+
+        n = ssd300_num_classes(checkpoint)
+        print(f"num_classes: {n}" + (" (VOC: background + 20)" if n == 21 else " (not VOC's 21)"))
     return 0
 
 
@@ -92,26 +100,19 @@ def cmd_verify(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from transfer.backbones import backbone_from_weights
-    from transfer.checkpoint_convert import backbone_weights_from_checkpoint, save_backbone
+    from transfer.backbones.convert import save_backbone
+    from transfer.backbones.load import load_backbone, resolve_backbone
     from transfer.errors import DetstyleError
-    from weights import read_checkpoint
     from weights.resolver import resolve
 
     output = Path(args.output)
     if output.exists() and not args.overwrite:
         raise DetstyleError(f"{output}: already exists; pass --overwrite to replace it")
     resolved = resolve(args.file_or_name, allow_download=False, allow_mismatch=args.allow_mismatch)
-    checkpoint = read_checkpoint(resolved.path)
-    weights, profile = backbone_weights_from_checkpoint(checkpoint)
-    if resolved.entry is not None:
-        profile = resolved.entry.preprocessing_profile
-    name = resolved.entry.name if resolved.entry else Path(resolved.path).name
-    backbone = backbone_from_weights(name, weights, args.profile or profile,
-                                     f"{checkpoint.layout} from {resolved.path}")
-    from weights.checksum import sha256
-
-    save_backbone(backbone, output, source=str(resolved.path), sha256=sha256(resolved.path))
+    ref = resolve_backbone(str(resolved.path), profile=args.profile or (resolved.entry.preprocessing_profile
+                                                                        if resolved.entry else None))
+    backbone = load_backbone(ref)
+    save_backbone(backbone, output, source=str(resolved.path), sha256=ref.sha256)
     print(backbone.report.summary(), file=sys.stderr)
     print(f"wrote {output} (+ {output.name.removesuffix('.weights.h5')}.json), profile {backbone.profile}")
     return 0

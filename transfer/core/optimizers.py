@@ -16,7 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from transfer.objective import Objective
+from transfer.core.objective import Objective
+from transfer.core.schedules import AdamSettings
 
 #: `callback(step, losses, seconds, current_param)`; return True to stop early.
 StepCallback = Callable[[int, dict, float, Callable[[], np.ndarray]], "bool | None"]
@@ -46,25 +47,18 @@ def _mean_losses(terms: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     return {k: tf.reduce_mean(v) for k, v in terms.items()}
 
 
-def run_adam(objective: Objective, state: AdamState, steps: int, *,
-             learning_rate: float | Callable[[int], float], beta_1: float = 0.9,
-             beta_2: float = 0.999, epsilon: float = 1e-8, first_step: int = 1,
-             callback: StepCallback | None = None, checkpoint_every: int = 0,
-             on_checkpoint: Callable[[AdamState, int], None] | None = None,
-             before_step: Callable[[int], None] | None = None) -> tuple[AdamState, list[dict]]:
+def run_adam(objective: Objective, state: AdamState, steps: int, settings: AdamSettings, *,
+             first_step: int = 1, callback: StepCallback | None = None, checkpoint_every: int = 0,
+             on_checkpoint: Callable[[AdamState, int], None] | None = None) -> tuple[AdamState, list[dict]]:
     """Adam on the parameters, clipped to the objective's range after each update.
 
     A step whose loss or gradient is non-finite changes nothing and raises
     `NonFiniteLoss` carrying the last good parameters.  `on_checkpoint(state, step)` is
     called every `checkpoint_every` steps with the full optimiser state.
-    `learning_rate` may be a function of the step number (`first_step`, ...): it is
-    evaluated in Python and fed to the compiled step through a variable (no retracing).
-    `before_step(i)` runs before step `i` (a schedule setting objective variables).
     """
     param = tf.Variable(state.param)
     m, v, t = tf.Variable(state.m), tf.Variable(state.v), tf.Variable(state.t, dtype=tf.float32)
-    lr_of = learning_rate if callable(learning_rate) else (lambda _: learning_rate)
-    lr = tf.Variable(float(lr_of(first_step)), dtype=tf.float32, trainable=False)
+    lr, beta_1, beta_2, epsilon = settings.learning_rate, settings.beta_1, settings.beta_2, settings.epsilon
     lo = -np.inf if objective.lower is None else objective.lower
     hi = np.inf if objective.upper is None else objective.upper
 
@@ -92,9 +86,6 @@ def run_adam(objective: Objective, state: AdamState, steps: int, *,
     history: list[dict] = []
     start = time.perf_counter()
     for i in range(first_step, first_step + steps):
-        if before_step is not None:
-            before_step(i)
-        lr.assign(float(lr_of(i)))
         losses = {k: float(x) for k, x in step().items()}
         if not losses.pop("finite") or not all(np.isfinite(x) for x in losses.values()):
             raise NonFiniteLoss(i, losses, param.numpy())

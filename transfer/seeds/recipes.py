@@ -20,19 +20,12 @@ mean-subtracted space.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 
-from transfer.config import StyleConfig
-from transfer.errors import DetstyleError
-from transfer.features import LAYER_PRESETS, LayerSpec
-from transfer.images import resize_array
-from transfer.objective import Objective
-from transfer.preprocessing import CAFFE_BGR_MEAN, preprocess
-
-GATYS = LAYER_PRESETS["gatys"]
+from transfer.core.objective import Objective
+from transfer.core.preprocessing import CAFFE_BGR_MEAN, preprocess
+from transfer.io.images import resize_array
 
 
 def _sum_hw(x: tf.Tensor) -> tf.Tensor:
@@ -65,28 +58,21 @@ def charbonnier_total_variation(images: tf.Tensor, eps) -> tf.Tensor:
 class TutorialObjective(Objective):
     """Seed 000, the TensorFlow tutorial (with its total-variation section).
 
-    Option (used by `--schedule fast`; off by default): `tv_smoothing`, a `tf.Variable`
-    holding a Charbonnier eps, replaces the exact L1 TV by `charbonnier_total_variation`;
-    None (the default) is the tutorial's exact loss.  The variable may change between
-    steps without retracing; switching between exact and smooth needs a new trace, which
-    every `run_adam`/`run_lbfgs` call makes anyway.
+    Option (used by `--schedule fast`): `with_tv_eps(eps)` replaces the exact L1 TV by
+    `charbonnier_total_variation`; `tv_eps` None (the default) is the tutorial's exact loss.
     """
 
-    supports_tv_smoothing = True
-
-    def __init__(self, backbone, spec):
-        super().__init__(backbone, spec)
-        self.tv_smoothing = None
+    has_l1_tv = True
 
     def terms(self, param):
         style, content = self.features(param)
         n_s, n_c = len(style), len(content)
         s = tf.add_n([_mean_hw(tf.square(self.style_statistic(f) - t)) for f, t in zip(style, self.style_targets)])
         c = tf.add_n([_mean_hw(tf.square(f - t)) for f, t in zip(content, self.content_targets)])
-        if self.tv_smoothing is None:
+        if self.tv_eps is None:
             tv = tf.cast(tf.image.total_variation(param), tf.float32)
         else:
-            tv = charbonnier_total_variation(tf.cast(param, tf.float32), self.tv_smoothing)
+            tv = charbonnier_total_variation(tf.cast(param, tf.float32), self.tv_eps)
         terms = {"style": s * (1e-2 / n_s), "content": c * (1e4 / n_c), "tv": 30.0 * tv}
         terms["total"] = terms["style"] + terms["content"] + terms["tv"]
         return terms
@@ -142,9 +128,9 @@ class ArticleObjective(Objective):
     def style_statistic(self, feature):
         return feature  # the article compares feature maps directly
 
-    def set_targets(self, contents, styles):
+    def prepare_styles(self, contents, styles):
         size = contents.shape[1:3]
-        super().set_targets(contents, [(resize_array(img, size), w) for img, w in styles])
+        return [(resize_array(img, size), w) for img, w in styles]
 
     def terms(self, param):
         style, content = self.features(param)
@@ -188,50 +174,13 @@ class CourseraObjective(Objective):
         return terms
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    objective: type[Objective]
-    layers: LayerSpec
-    settings: dict  # StyleConfig fields the seed fixes
-    description: str
-
-
-RECIPES: dict[str, Recipe] = {
-    "tutorial": Recipe(TutorialObjective, GATYS,
-                       dict(optimizer="adam", learning_rate=0.02, beta_1=0.99, beta_2=0.999, epsilon=0.1,
-                            init="content", steps=1000),
-                       "TF tutorial (seed 000): Adam 0.02/0.99/0.1, L1 TV x30, 1000 steps"),
-    "keras": Recipe(KerasObjective, GATYS,
-                    dict(optimizer="lbfgs", lbfgs_memory=10, init="content", steps=200),
-                    "Keras example (seed 001): scipy L-BFGS on caffe-space pixels, 10 x 20 evaluations"),
-    "article": Recipe(ArticleObjective, LAYER_PRESETS["article"],
-                      dict(optimizer="adam", learning_rate=0.02 * 255.0, beta_1=0.99, beta_2=0.999, epsilon=0.1,
-                           init="content", steps=300),
-                      "SSD-backbone article (seed 003): raw first-five-layer features, content x0.001"),
-    "coursera": Recipe(CourseraObjective, LayerSpec(GATYS.style, ("block4_conv2",)),
-                       dict(optimizer="adam", learning_rate=2.0, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                            init="coursera-noise", steps=200),
-                       "course notes (seed 004): J = 10 J_content + 40 J_style, Adam 2.0, 60 % noise init"),
+#: recipe name (`transfer.seeds.registry.RECIPE_NAMES`) -> its objective class.
+RECIPE_OBJECTIVES: dict[str, type[Objective]] = {
+    "tutorial": TutorialObjective,
+    "keras": KerasObjective,
+    "article": ArticleObjective,
+    "coursera": CourseraObjective,
 }
-
-
-def apply_recipe(name: str, config: StyleConfig, *, keep_steps: bool = False) -> StyleConfig:
-    """A copy of `config` with the recipe's layers, optimiser and init (and steps unless kept)."""
-    if name not in RECIPES:
-        raise DetstyleError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
-    recipe = RECIPES[name]
-    settings = dict(recipe.settings)
-    if keep_steps:
-        settings.pop("steps")
-    init = settings.pop("init")
-    return dataclasses.replace(config, recipe=name, layers=recipe.layers, style_layers=None, content_layers=None,
-                               init="noise" if init == "coursera-noise" else init, **settings)
-
-
-def recipe_objective(name: str, backbone, spec: LayerSpec, config: StyleConfig) -> Objective:
-    if name not in RECIPES:
-        raise DetstyleError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
-    return RECIPES[name].objective(backbone, spec)
 
 
 def coursera_noise_init(content: np.ndarray, seed: int, noise_ratio: float = 0.6) -> np.ndarray:
@@ -241,3 +190,7 @@ def coursera_noise_init(content: np.ndarray, seed: int, noise_ratio: float = 0.6
     noise = rng.uniform(-20, 20, content.shape).astype(np.float32)
     mixed = noise * noise_ratio + mean_subtracted * (1 - noise_ratio)
     return (mixed + CourseraObjective.MEAN_RGB) / 255.0
+
+
+#: recipe name -> its own noise init `(contents, seed) -> pixels` (others use seeded uniform noise).
+NOISE_INITS = {"coursera": coursera_noise_init}

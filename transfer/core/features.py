@@ -16,8 +16,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import keras
-
 from transfer.errors import DetstyleError
 
 
@@ -60,8 +58,10 @@ def layer_spec(preset_or_spec: str | LayerSpec, style: Sequence[str] | None = No
     return LayerSpec(tuple(style) if style else base.style, tuple(content) if content else base.content)
 
 
-def feature_model(truncated_vgg: keras.Model, spec: LayerSpec) -> keras.Model:
-    """A model returning `[style outputs..., content outputs...]` for `spec`'s layer names."""
+def feature_model(truncated_vgg, spec: LayerSpec):
+    """A Keras model returning `[style outputs..., content outputs...]` for `spec`'s layer names."""
+    import keras  # here, not at import: the presets are needed by `--help`
+
     names = {layer.name for layer in truncated_vgg.layers}
     unknown = [n for n in (*spec.style, *spec.content) if n not in names]
     if unknown:

@@ -7,20 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer.images import atomic_write
+from transfer.io.images import atomic_write
 
 
 def side_by_side(panels: Sequence[tuple[str, np.ndarray]], path: str | Path, title: str = "",
                  panel_height: float = 3.2) -> Path:
-    """One row of images with a caption under each, saved as PNG/PDF by extension."""
-    import matplotlib
+    """One row of images with a caption under each, saved as PNG/PDF by extension.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses a bare `Figure` (the object-oriented API, no pyplot): nothing global changes, so
+    no backend switch and no figure registry, and it is safe in a server's threads.
+    """
+    from matplotlib.figure import Figure
 
     widths = [img.shape[1] / img.shape[0] for _, img in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(panel_height * sum(widths) + 0.4, panel_height + 0.8),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    fig = Figure(figsize=(panel_height * sum(widths) + 0.4, panel_height + 0.8))
+    axes = fig.subplots(1, len(panels), gridspec_kw={"width_ratios": widths}, squeeze=False)
     for ax, (caption, img) in zip(axes[0], panels):
         ax.imshow(np.clip(img, 0, 1))
         ax.set_title(caption, fontsize=9)
@@ -29,10 +30,7 @@ def side_by_side(panels: Sequence[tuple[str, np.ndarray]], path: str | Path, tit
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     suffix = Path(path).suffix.lstrip(".") or "png"
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format=suffix))
-    finally:
-        plt.close(fig)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format=suffix))
 
 
 def progress_gif(frames: Sequence[str | Path], path: str | Path, seconds_per_frame: float = 0.15) -> Path:

@@ -1,0 +1,161 @@
+"""Options shared by `stylize` and `demo`, and the one place a `RunSpec` is built from them.
+
+Every choice list comes from its registry (layer presets, recipes, schedules, optimisers,
+profiles, precisions, backbones).  Options that have a toolkit default are parsed as `None`
+when not given, so `make_spec` can tell "given" from "default" and refuse a flag the run
+would ignore instead of dropping it.  No TensorFlow is imported here: `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from transfer.core.features import LAYER_PRESETS
+from transfer.core.schedules import SCHEDULE_NAMES, SCHEDULES
+from transfer.core.spec import COLOUR_METHODS, DEFAULTS, OPTIMIZERS, PRECISIONS, RunSpec, make_spec
+from transfer.seeds.registry import RECIPE_NAMES, RECIPE_SETTINGS
+from weights.registry import PREPROCESSING_PROFILES, REGISTRY
+
+INIT_NAMES = ("content", "noise", "style")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+
+
+def add_run_options(parser: argparse.ArgumentParser, size: int, steps: int) -> None:
+    """The options that make up a run spec (what to optimise, the loss, the schedule)."""
+    g = parser.add_argument_group("what to optimise")
+    g.add_argument("--size", type=positive_int, default=size,
+                   help=f"longest side of the output in pixels (default {size}); cost grows with size^2")
+    g.add_argument("--steps", type=positive_int, default=None,
+                   help=f"optimiser iterations at each scale (default {steps}, or the recipe's); with a named "
+                        "--schedule: the whole schedule's budget (default: the schedule's own)")
+    g.add_argument("--backbone", default="vgg16-mri",
+                   help=f"registry name ({', '.join(REGISTRY)}; default vgg16-mri, the trained VGG16 that installs "
+                        "offline; random is the seeded control) or a weights file (.pth, .h5, .onnx, .weights.h5)")
+    g.add_argument("--profile", choices=sorted(PREPROCESSING_PROFILES), default=None,
+                   help="input preprocessing; default: the backbone's own (caffe for VGG16 weights, "
+                        "rgb_mean for ssd.pytorch)")
+    g.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                   help="compute precision of the backbone: fp32 (default) or bf16 (mixed: variables and "
+                        "losses stay fp32; measured 1.76x faster per loss+gradient evaluation than fp32 at 512 px "
+                        "on a 2-core AVX512-BF16 CPU, bench/results/floors.json)")
+    _add_objective_options(parser)
+    _add_schedule_options(parser)
+    parser.add_argument("--seed", type=int, default=0, help="random seed: noise init and the random backbone (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_objective_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("the loss (normalised: the same weights work at any size and backbone)")
+    g.add_argument("--layers", choices=list(LAYER_PRESETS), default=None,
+                   help="layer preset: gatys (block1..5_conv1 style, block5_conv2 content; default), "
+                        "article (the SSD article: first five layers for style, layer -2 for content), gatys-b4")
+    g.add_argument("--style-layers", default=None, help="comma-separated layer names replacing the preset's style taps")
+    g.add_argument("--content-layers", default=None, help="comma-separated layer names replacing the content taps")
+    g.add_argument("--style-weight", type=non_negative_float, default=None,
+                   help=f"weight of the relative Gram-matrix error (default {DEFAULTS['style_weight']})")
+    g.add_argument("--content-weight", type=non_negative_float, default=None,
+                   help=f"weight of the relative content-feature error (default {DEFAULTS['content_weight']}); "
+                        "raise it to keep more of the photo")
+    g.add_argument("--tv-weight", type=non_negative_float, default=None,
+                   help=f"weight of the total-variation smoothness term (default {DEFAULTS['tv_weight']})")
+    recipes = "; ".join(f"{name}: {s.description}" for name, s in RECIPE_SETTINGS.items()).replace("%", "%%")
+    g.add_argument("--recipe", choices=list(RECIPE_NAMES), default=None,
+                   help=f"reproduce one seed document exactly ({recipes}). A recipe fixes the loss, its weights, "
+                        "layers (those options are then refused); its optimiser, step size, init and budget are defaults that "
+                        "--optimizer, --learning-rate, --init and --steps replace")
+    g.add_argument("--style-scale", type=non_negative_float, default=None,
+                   help="style image size relative to the output's longest side at each scale (default 1.0); "
+                        "smaller = finer brush strokes")
+    g.add_argument("--preserve-colors", choices=list(COLOUR_METHODS), default=None,
+                   help="keep the photo's colours: luminance (transfer luminance only, put back the photo's "
+                        "chroma) or histogram (recolour the style to the photo's colour statistics first)")
+
+
+def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("optimiser and schedule")
+    g.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None,
+                   help="adam (default; one compiled step) or lbfgs (scipy L-BFGS-B, box-bounded, no step size)")
+    g.add_argument("--learning-rate", type=non_negative_float, default=None,
+                   help=f"Adam step size in pixel units of a [0,1] image (default {DEFAULTS['learning_rate']})")
+    g.add_argument("--scales", type=positive_int, default=None,
+                   help="pyramid levels, coarse to fine, ratio sqrt(2) (default 1); e.g. 3 at --size 512 "
+                        "runs 256, 362, 512 px, each level starting from the upsampled previous result")
+    named = "; ".join(f"{name}: {s.description}" for name, s in SCHEDULES.items())
+    g.add_argument("--schedule", choices=list(SCHEDULE_NAMES), default=None,
+                   help=f"plain (default: --scales levels of --optimizer) or a named schedule ({named}); a named "
+                        "schedule picks its own optimiser, step sizes and sizes, so --optimizer, --learning-rate "
+                        "and --scales are refused with it. Measured at 512 px with --recipe tutorial: reaches the "
+                        "TF tutorial loop's 500-step loss 2.5x sooner in fp32, 4.3x with --precision bf16 (the "
+                        "tutorial's time extrapolated from its timed steps; bench/results/fast_schedule_512.json)")
+    g.add_argument("--init", default=None,
+                   help=f"start from: {', '.join(INIT_NAMES)} (default content), or an image path")
+
+
+def spec_from_args(args: argparse.Namespace, *, steps: int, content=None, styles=(), layers: str | None = None,
+                   backbone=None) -> RunSpec:
+    """The run spec these options describe (with the inputs' and backbone's references)."""
+    init_image = None
+    init = args.init
+    if init is not None and init not in INIT_NAMES:
+        from transfer.io.images import image_ref
+
+        init_image, init = image_ref(init), None
+    return make_spec(
+        recipe=args.recipe, layers=layers or args.layers, style_layers=_names(args.style_layers),
+        content_layers=_names(args.content_layers), style_weight=args.style_weight,
+        content_weight=args.content_weight, tv_weight=args.tv_weight, style_scale=args.style_scale,
+        preserve_colors=args.preserve_colors, schedule=args.schedule,
+        steps=args.steps or (None if (args.recipe or args.schedule not in (None, "plain")) else steps),
+        optimizer=args.optimizer, learning_rate=args.learning_rate, scales=args.scales, init=init, seed=args.seed,
+        size=args.size, content=content, styles=styles, init_image=init_image, backbone=backbone,
+    )
+
+
+def progress_bar(label: str, quiet: bool):
+    """A tqdm callback showing the losses, the stage size and the time left; and its closer."""
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = None
+
+    def callback(info):
+        nonlocal bar
+        if bar is None:  # the total is known from the first step (it depends on the stages)
+            bar = tqdm(total=info.steps, desc=label, unit="step", dynamic_ncols=True, file=sys.stderr)
+        bar.update(info.step - bar.n)
+        post = {k: f"{v:.4g}" for k, v in info.losses.items() if k != "total"}
+        post["px"] = f"{info.size[1]}x{info.size[0]}"
+        bar.set_postfix(post, refresh=False)
+
+    return callback, lambda: bar is not None and bar.close()
+
+
+def chain(*callbacks):
+    """One callback calling each given one; the run stops when any of them asks to."""
+    live = [c for c in callbacks if c is not None]
+    return (lambda info: any([c(info) for c in live])) if live else None

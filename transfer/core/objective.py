@@ -1,0 +1,130 @@
+"""Objectives: what the optimiser minimises, as a function of the image parameters.
+
+An objective is built with its targets (content features and blended style statistics,
+computed once in `__init__`) and never changes after; `with_tv_eps` returns a copy that
+shares the targets but smooths the total variation differently (a schedule's stage).
+It knows the space its parameters live in (this toolkit's default: RGB in [0, 1]; the
+seed recipes use 0-255 pixels or mean-subtracted space) and returns per-image loss terms
+including `"total"`.  Optimisers only see `terms()`, `lower`/`upper` and the param
+conversions, so the same Adam and L-BFGS code drives every recipe.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from transfer.backbones.load import Backbone
+from transfer.core.features import LayerSpec, feature_model
+from transfer.core.losses import content_loss, gram_matrix, style_loss, total_variation_loss
+from transfer.core.preprocessing import preprocess
+from transfer.errors import DetstyleError
+
+#: `[(image (h, w, 3) in [0, 1], blend weight), ...]`
+Styles = Sequence[tuple[np.ndarray, float]]
+
+
+class Objective:
+    """Base: parameters are RGB pixels in [0, 1]; subclasses define the loss terms.
+
+    Args:
+      backbone: the feature network and its preprocessing profile.
+      layers: which layers are style and content taps.
+      contents: `(B, H, W, 3)` content images at the size this objective optimises.
+      styles: style images (already at the size wanted) with blend weights.
+    """
+
+    #: Valid parameter range (clip for Adam, box bounds for L-BFGS); None = unbounded.
+    lower: float | None = 0.0
+    upper: float | None = 1.0
+    #: Whether `with_tv_eps` means anything (objectives with an L1 total variation).
+    has_l1_tv: bool = False
+
+    def __init__(self, backbone: Backbone, layers: LayerSpec, contents: np.ndarray, styles: Styles):
+        self.backbone = backbone
+        self.layers = layers
+        self.model = feature_model(backbone.model, layers)
+        self.n_style = len(layers.style)
+        self.tv_eps: float | None = None
+        styles = self.prepare_styles(contents, styles)
+        self.style_targets = self._blended_style_statistics(styles)
+        self.content_targets = self.features(tf.constant(self.to_param(contents)))[1]
+
+    def with_tv_eps(self, eps: float | None) -> Objective:
+        """A copy sharing the targets whose L1 total variation is Charbonnier-smoothed by `eps`."""
+        if eps == self.tv_eps or not self.has_l1_tv:
+            return self
+        other = copy.copy(self)
+        other.tv_eps = eps
+        return other
+
+    # -- parameter space --------------------------------------------------------------
+    def to_param(self, pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(pixels, np.float32)
+
+    def to_pixels(self, param: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(param, np.float32), 0.0, 1.0)
+
+    def network_input(self, param: tf.Tensor) -> tf.Tensor:
+        return preprocess(param, self.backbone.profile)
+
+    # -- features and targets ---------------------------------------------------------
+    def features(self, param: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        outputs = self.model(self.network_input(param), training=False)
+        outputs = [tf.cast(o, tf.float32) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+        return outputs[: self.n_style], outputs[self.n_style :]
+
+    def style_statistic(self, feature: tf.Tensor) -> tf.Tensor:
+        return gram_matrix(feature)
+
+    def prepare_styles(self, contents: np.ndarray, styles: Styles) -> Styles:
+        """Hook for objectives that need the style at a particular size (the article's)."""
+        return styles
+
+    def _blended_style_statistics(self, styles: Styles) -> list[tf.Tensor]:
+        total = sum(w for _, w in styles)
+        if not styles or total <= 0:
+            raise DetstyleError("style weights must add up to a positive number")
+        blended = None
+        for image, weight in styles:
+            feats, _ = self.features(tf.constant(self.to_param(image[None])))
+            stats = [self.style_statistic(f) * (weight / total) for f in feats]
+            blended = stats if blended is None else [a + b for a, b in zip(blended, stats)]
+        return blended
+
+    # -- the loss -----------------------------------------------------------------------
+    def terms(self, param: tf.Tensor) -> dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+
+class NormalisedObjective(Objective):
+    """This toolkit's default: relative Gram and feature errors, smooth TV (see losses.py)."""
+
+    def __init__(self, backbone: Backbone, layers: LayerSpec, contents: np.ndarray, styles: Styles, *,
+                 style_weight: float, content_weight: float, tv_weight: float):
+        super().__init__(backbone, layers, contents, styles)
+        self.weights = (style_weight, content_weight, tv_weight)
+
+    def terms(self, param: tf.Tensor) -> dict[str, tf.Tensor]:
+        style_feats, content_feats = self.features(param)
+        terms = {
+            "style": style_loss(style_feats, self.style_targets),
+            "content": content_loss(content_feats, self.content_targets),
+            "tv": total_variation_loss(param),
+        }
+        sw, cw, tw = self.weights
+        terms["total"] = sw * terms["style"] + cw * terms["content"] + tw * terms["tv"]
+        return terms
+
+
+def build_objective(backbone: Backbone, spec, contents: np.ndarray, styles: Styles) -> Objective:
+    """The objective a `RunSpec` asks for, with its targets: the toolkit's default or a seed recipe's."""
+    if spec.recipe:
+        from transfer.seeds.recipes import RECIPE_OBJECTIVES
+
+        return RECIPE_OBJECTIVES[spec.recipe](backbone, spec.layers, contents, styles)
+    return NormalisedObjective(backbone, spec.layers, contents, styles, style_weight=spec.style_weight,
+                               content_weight=spec.content_weight, tv_weight=spec.tv_weight)

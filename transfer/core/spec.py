@@ -1,0 +1,295 @@
+"""The run spec: one immutable, serialisable, hashable description of a stylisation run.
+
+Why one object: a run used to be spread over a config, a backbone object, keyword
+arguments and CLI-only flags, so resume, caching and every new front end (grid cell, web
+request, notebook) had to re-derive it.  A `RunSpec` is built once, by `make_spec`, which
+fills defaults (the toolkit's, a seed recipe's or a schedule's) and refuses options that
+the run would ignore; everything after that only reads it.
+
+What it holds: the inputs (path and sha256 of each image), the backbone (name, sha256 of
+its file, preprocessing profile, precision), the output size, the objective (this
+toolkit's normalised loss or a seed recipe, its layers and weights), the schedule and its
+budget, and the seed.  A field that the chosen objective or schedule does not use is
+`None`, so two specs that would run identically compare (and hash) equal.
+
+Importable without TensorFlow, so `detstyle --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+
+from transfer.core.features import LAYER_PRESETS, LayerSpec
+from transfer.core.schedules import SCHEDULES
+from transfer.errors import DetstyleError, UsageError
+
+#: Objectives: this toolkit's normalised loss, or one of the seed recipes (transfer.seeds).
+DEFAULT_OBJECTIVE = "default"
+INIT_CHOICES = ("content", "noise", "style", "image")
+OPTIMIZERS = ("adam", "lbfgs")
+COLOUR_METHODS = ("luminance", "histogram")
+#: precision name -> Keras dtype policy of the backbone (None: float32 as built).
+PRECISIONS: dict[str, str | None] = {"fp32": None, "bf16": "mixed_bfloat16"}
+#: The toolkit's defaults for its own objective (`make_spec` fills them when not given).
+DEFAULTS = dict(layers="gatys", style_weight=1.0, content_weight=0.05, tv_weight=1.0, steps=300,
+                optimizer="adam", learning_rate=0.02, scales=1, style_scale=1.0, init="content")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRef:
+    """An input image as a run names it: where it was read and the sha256 of its bytes.
+
+    `weight` is the blend weight of a style image (1.0 for everything else).
+    """
+
+    source: str
+    sha256: str
+    weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneRef:
+    """Which weights compute the features: registry name or file, its sha256, profile, precision.
+
+    `sha256` is None only for generated weights (the `random` control, fixed by the seed).
+    """
+
+    name: str
+    sha256: str | None
+    profile: str
+    precision: str = "fp32"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's result.  Build it with `make_spec`; never mutate it."""
+
+    # what is stylised, with what
+    content: ImageRef | None = None
+    styles: tuple[ImageRef, ...] = ()
+    init: str = "content"  # content | noise | style | image (then init_image)
+    init_image: ImageRef | None = None
+    backbone: BackboneRef | None = None
+    size: int | None = None  # longest side of the output; None: the arrays' own size
+    # what is minimised
+    objective: str = DEFAULT_OBJECTIVE  # "default" or a seed recipe name
+    style_layers: tuple[str, ...] = LAYER_PRESETS["gatys"].style
+    content_layers: tuple[str, ...] = LAYER_PRESETS["gatys"].content
+    style_weight: float | None = 1.0  # None under a recipe: the recipe fixes its weights
+    content_weight: float | None = 0.05
+    tv_weight: float | None = 1.0
+    style_scale: float | None = 1.0  # None where the objective resizes the style itself
+    preserve_colors: str | None = None
+    # how it is minimised
+    schedule: str = "plain"  # "plain" (--scales levels of --optimizer) or a SCHEDULES name
+    steps: int = 300  # plain: iterations per scale; a named schedule: its whole budget
+    optimizer: str | None = "adam"  # None under a named schedule: it picks its own
+    learning_rate: float | None = 0.02  # Adam only
+    scales: int | None = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def layers(self) -> LayerSpec:
+        return LayerSpec(self.style_layers, self.content_layers)
+
+    @property
+    def recipe(self) -> str | None:
+        return None if self.objective == DEFAULT_OBJECTIVE else self.objective
+
+    def to_dict(self) -> dict:
+        """Plain JSON types only (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: the cache key of the run's result."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> RunSpec:
+        """The inverse of `to_dict`; unknown or malformed fields are a DetstyleError."""
+        try:
+            fields = dict(data)
+            fields["styles"] = tuple(ImageRef(**s) for s in fields.get("styles", ()))
+            for name, kind in (("content", ImageRef), ("init_image", ImageRef), ("backbone", BackboneRef)):
+                if fields.get(name) is not None:
+                    fields[name] = kind(**fields[name])
+            for name in ("style_layers", "content_layers"):
+                fields[name] = tuple(fields[name])
+            return cls(**fields)
+        except (TypeError, KeyError, ValueError) as exc:
+            raise DetstyleError(f"not a run spec ({exc})") from None
+
+    def differences(self, other: RunSpec | Mapping) -> list[str]:
+        """Dotted names of the fields that differ, e.g. `["backbone.precision", "size"]`."""
+        theirs = other.to_dict() if isinstance(other, RunSpec) else dict(other)
+        return _diff(self.to_dict(), theirs)
+
+
+def _diff(a, b, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        names = sorted(set(a) | set(b))
+        return [d for k in names for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _validate(spec: RunSpec) -> None:
+    """Values a run cannot use; combinations are checked by `make_spec`, where flags are known."""
+    if spec.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {spec.steps}")
+    if spec.init not in INIT_CHOICES:
+        raise UsageError(f"--init must be content, noise, style or an image path, got {spec.init!r}")
+    if (spec.init == "image") != (spec.init_image is not None):
+        raise UsageError("init 'image' needs an init_image, and an init_image needs init 'image'")
+    if spec.optimizer not in (None, *OPTIMIZERS):
+        raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {spec.optimizer!r}")
+    if spec.preserve_colors not in (None, *COLOUR_METHODS):
+        raise UsageError(f"--preserve-colors must be one of {', '.join(COLOUR_METHODS)}")
+    if spec.schedule != "plain" and spec.schedule not in SCHEDULES:
+        raise UsageError(f"--schedule must be one of plain, {', '.join(SCHEDULES)}, got {spec.schedule!r}")
+    if spec.scales is not None and spec.scales < 1:
+        raise UsageError(f"--scales must be at least 1, got {spec.scales}")
+    if spec.size is not None and spec.size < 1:
+        raise UsageError(f"--size must be at least 1, got {spec.size}")
+    if spec.backbone is not None and spec.backbone.precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {spec.backbone.precision!r}")
+    if not spec.style_layers or not spec.content_layers:
+        raise UsageError("a run needs at least one style layer and one content layer")
+    for name in ("style_weight", "content_weight", "tv_weight", "learning_rate", "style_scale"):
+        value = getattr(spec, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+    for name in ("learning_rate", "style_scale"):
+        if getattr(spec, name) == 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be > 0")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _refuse(given: Mapping, names: Sequence[str], why: str) -> None:
+    """UsageError naming every given option in `names` that the run would ignore."""
+    ignored = [_flag(n) for n in names if given.get(n) is not None]
+    if ignored:
+        raise UsageError(f"{', '.join(ignored)} would be ignored: {why}; drop {'it' if len(ignored) == 1 else 'them'}")
+
+
+def make_spec(
+    *,
+    recipe: str | None = None,
+    layers: str | None = None,
+    style_layers: Sequence[str] | None = None,
+    content_layers: Sequence[str] | None = None,
+    style_weight: float | None = None,
+    content_weight: float | None = None,
+    tv_weight: float | None = None,
+    style_scale: float | None = None,
+    preserve_colors: str | None = None,
+    schedule: str | None = None,
+    steps: int | None = None,
+    optimizer: str | None = None,
+    learning_rate: float | None = None,
+    scales: int | None = None,
+    init: str | None = None,
+    seed: int = 0,
+    size: int | None = None,
+    content: ImageRef | None = None,
+    styles: Sequence[ImageRef] = (),
+    init_image: ImageRef | None = None,
+    backbone: BackboneRef | None = None,
+) -> RunSpec:
+    """The one way to build a `RunSpec`: `None` means "not given" (the default applies).
+
+    A recipe fixes its loss (terms, weights, layers) and brings its own optimiser, step size,
+    init and budget, which options may replace; a named schedule (`fast`) fixes its optimiser,
+    step sizes and sizes; L-BFGS has no learning rate.  Giving an option that the run would not
+    use is a `UsageError` naming it, never a silent drop.
+    """
+    given = dict(layers=layers, style_layers=style_layers, content_layers=content_layers,
+                 style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
+                 style_scale=style_scale, optimizer=optimizer, learning_rate=learning_rate, scales=scales,
+                 init=init if init_image is None else "image")
+    schedule = schedule or "plain"
+    if recipe is not None:
+        _check_recipe_name(recipe)
+        _refuse(given, ("layers", "style_layers", "content_layers", "style_weight", "content_weight",
+                        "tv_weight"), f"--recipe {recipe} fixes its own loss, its weights and layers")
+    if schedule != "plain":
+        _refuse(given, ("optimizer", "learning_rate", "scales"),
+                f"--schedule {schedule} chooses its own optimiser, step sizes and image sizes")
+    if layers is not None and style_layers and content_layers:
+        _refuse(given, ("layers",), "--style-layers and --content-layers replace every layer of the preset")
+    fields = _objective_fields(recipe, given) | _schedule_fields(recipe, schedule, steps, given)
+    if fields["optimizer"] == "lbfgs":
+        _refuse(given, ("learning_rate",), "L-BFGS chooses its own step length")
+        fields["learning_rate"] = None
+    if recipe in _RECIPES_RESIZING_STYLE:
+        _refuse(given, ("style_scale",), f"--recipe {recipe} compares feature maps, so the style takes the content's size")
+        fields["style_scale"] = None
+    return RunSpec(content=content, styles=tuple(styles), init_image=init_image, backbone=backbone, size=size,
+                   preserve_colors=preserve_colors, seed=seed, **fields)
+
+
+#: Recipes whose objective resizes the style to the content (raw feature maps, no Gram).
+_RECIPES_RESIZING_STYLE = ("article",)
+
+
+def _check_recipe_name(recipe: str) -> None:
+    from transfer.seeds.registry import RECIPE_NAMES
+
+    if recipe not in RECIPE_NAMES:
+        raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPE_NAMES)}")
+
+
+def _objective_fields(recipe: str | None, given: Mapping) -> dict:
+    """The loss part: a recipe's layers with no free weights, or the default objective's."""
+    from transfer.core.features import layer_spec
+
+    style_scale = _given_or(given["style_scale"], DEFAULTS["style_scale"])
+    if recipe is not None:
+        from transfer.seeds.registry import RECIPE_SETTINGS
+
+        settings = RECIPE_SETTINGS[recipe]
+        return dict(objective=recipe, style_layers=settings.layers.style, content_layers=settings.layers.content,
+                    style_weight=None, content_weight=None, tv_weight=None, style_scale=style_scale,
+                    init=_given_or(given["init"], settings.init))
+    spec = layer_spec(given["layers"] or DEFAULTS["layers"], given["style_layers"], given["content_layers"])
+    weights = {name: _given_or(given[name], DEFAULTS[name]) for name in ("style_weight", "content_weight", "tv_weight")}
+    return dict(objective=DEFAULT_OBJECTIVE, style_layers=spec.style, content_layers=spec.content,
+                style_scale=style_scale, init=_given_or(given["init"], DEFAULTS["init"]), **weights)
+
+
+def _schedule_fields(recipe: str | None, schedule: str, steps: int | None, given: Mapping) -> dict:
+    """The optimiser part: a named schedule's own, a recipe's, or the given/default ones."""
+    if schedule != "plain":
+        if schedule not in SCHEDULES:
+            raise UsageError(f"--schedule must be one of plain, {', '.join(SCHEDULES)}, got {schedule!r}")
+        return dict(schedule=schedule, steps=_given_or(steps, SCHEDULES[schedule].default_steps), optimizer=None,
+                    learning_rate=None, scales=None)
+    if recipe is not None:
+        from transfer.seeds.registry import RECIPE_SETTINGS
+
+        settings = RECIPE_SETTINGS[recipe]
+        own_rate = settings.adam.learning_rate if settings.adam else DEFAULTS["learning_rate"]
+        return dict(schedule="plain", steps=_given_or(steps, settings.steps),
+                    optimizer=_given_or(given["optimizer"], settings.optimizer),
+                    learning_rate=_given_or(given["learning_rate"], own_rate),
+                    scales=_given_or(given["scales"], DEFAULTS["scales"]))
+    return dict(schedule="plain", steps=_given_or(steps, DEFAULTS["steps"]),
+                optimizer=_given_or(given["optimizer"], DEFAULTS["optimizer"]),
+                learning_rate=_given_or(given["learning_rate"], DEFAULTS["learning_rate"]),
+                scales=_given_or(given["scales"], DEFAULTS["scales"]))
+
+
+def _given_or(value, default):
+    return default if value is None else value

@@ -1,0 +1,1 @@
+"""The seed documents' recipes (losses, layers, optimiser settings), reproduced exactly."""
