@@ -13,11 +13,12 @@ import sys
 
 from transfer.core.features import LAYER_PRESETS
 from transfer.core.schedules import SCHEDULE_NAMES, SCHEDULES
-from transfer.core.spec import COLOUR_METHODS, DEFAULTS, OPTIMIZERS, PRECISIONS, RunSpec, make_spec
+from transfer.core.spec import COLOUR_METHODS, DEFAULTS, INIT_CHOICES, OPTIMIZERS, PRECISIONS, RunSpec, make_spec
 from transfer.seeds.registry import RECIPE_NAMES, RECIPE_SETTINGS
 from weights.registry import PREPROCESSING_PROFILES, REGISTRY
 
-INIT_NAMES = ("content", "noise", "style")
+#: What `--init` accepts by name; anything else is an image path (the spec's "image" init).
+INIT_NAMES = tuple(name for name in INIT_CHOICES if name != "image")
 
 
 def positive_int(text: str) -> int:
