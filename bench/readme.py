@@ -59,6 +59,7 @@ class Results:
     time_to_target: dict
     batching: dict
     floors: list
+    grid_cost: dict
 
 
 def load(results: Path = RESULTS) -> Results:
@@ -74,7 +75,7 @@ def load(results: Path = RESULTS) -> Results:
                    curve=read("tutorial_curve_512.json"), memory=read("memory_2048.json"),
                    jit=read("jit_compile.json"), environment=envelope("environment"),
                    step_time=envelope("step_time"), time_to_target=envelope("time_to_target"),
-                   batching=envelope("batching"), floors=envelope("floors"))
+                   batching=envelope("batching"), floors=envelope("floors"), grid_cost=read("grid_cost.json"))
 
 
 # ---------------------------------------------------------------- formatting
@@ -218,6 +219,8 @@ def commands_section(results: Results) -> str:
          f"{curve['seconds'][-1]:,.0f} s, load average {_span(curve['load_average'])}"],
         [f"`python -m bench.optimizer_race --size {results.race['summary']['size']}`",
          "Adam, L-BFGS and the pyramid on our own objective (table above)", f"{_race_seconds(results):,.0f} s"],
+        [f"`{results.grid_cost['command']}`", "N·M single runs against one `detstyle grid` (Style grids above)",
+         f"{results.grid_cost['singles_total_seconds'] + results.grid_cost['grid_total_seconds']:,.0f} s"],
     ]
     return "\n".join(_table(["command", "what", "measured here"], ["---"] * 3, rows))
 
@@ -448,6 +451,34 @@ def step_times_section(results: Results) -> str:
     ])
 
 
+# ---------------------------------------------------------------- style grids
+
+
+def _stems(names: list[str]) -> str:
+    return ", ".join(Path(name).stem for name in names)
+
+
+def grid_cost_section(results: Results) -> str:
+    """`bench.grid_cost`: the grid's wall time against the same cells run one by one."""
+    g = results.grid_cost
+    s = g["settings"]
+    cells, rounds = s["n"] * s["m"], s["repeats"]
+    verdict = "met" if g["met"] else "not met"
+    per_round = " and ".join(_x(r) for r in g["round_ratios"])
+    intro = (f"`{g['command']}` (`grid_cost.json`; {_stems(s['contents'])} × {_stems(s['styles'])}, "
+             f"`{s['backbone']}`, {s['size']} px, {s['steps']} Adam steps per cell; one process after a warm-up run, "
+             f"{rounds} rounds with the first side alternating, load average {_span(g['load_average'])} on "
+             f"{g['cpu_count']} cores; per round {per_round}):")
+    rows = [
+        [f"{cells} single `run(spec)` calls (each loads the backbone and computes its own targets), {rounds} rounds",
+         f"{g['singles_total_seconds']:.1f} s ({g['singles_total_seconds'] / (cells * rounds):.1f} s per cell)"],
+        [f"one `detstyle grid` ({s['n']}×{s['m']}: one backbone, each target once, the figure and the cell files), "
+         f"{rounds} rounds", f"{g['grid_total_seconds']:.1f} s"],
+        ["grid / singles", f"**{_x(g['ratio'])}** (bound ≤ {_x(g['bound'])}: {verdict})"],
+    ]
+    return "\n".join([_para(intro), "", *_table(["what", "wall time"], ["---", "---:"], rows)])
+
+
 #: Region name -> its renderer.  Every name appears exactly once in README.md.
 SECTIONS: dict[str, Callable[[Results], str]] = {
     "optimizer-race": race_section,
@@ -458,6 +489,7 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "xla": xla_section,
     "memory": memory_section,
     "step-times": step_times_section,
+    "grid-cost": grid_cost_section,
 }
 
 

@@ -286,10 +286,27 @@ def test_bench_run_files_agree_with_the_code_that_derives_them():
     assert floors == results["floors"]
 
 
+def test_grid_cost_file_is_what_the_bench_writes():
+    """Its command's flags are its settings, and the ratio and verdict follow from the two times."""
+    from bench import grid_cost
+
+    text, data = _committed("grid_cost.json")
+    assert grid_cost.to_json(data) == text
+    args = grid_cost.build_parser().parse_args(data["command"].split()[3:])
+    settings = data["settings"]
+    assert (args.size, args.steps, args.n, args.m, args.backbone) == tuple(
+        settings[k] for k in ("size", "steps", "n", "m", "backbone"))
+    built = grid_cost.record(args, [Path(c) for c in settings["contents"]], [Path(s) for s in settings["styles"]],
+                             data["single_seconds"], data["grid_seconds"], data["load_average"])
+    assert {**built, "cpu_count": data["cpu_count"]} == data
+    assert [len(r) for r in data["single_seconds"]] == [args.n * args.m] * args.repeats
+    assert len(data["grid_seconds"]) == args.repeats
+
+
 def test_every_results_file_is_checked_here():
     """A new results file in bench/results needs its own check above (images the races save are not results)."""
     checked = {"optimizer_race_512.json", "memory_2048.json", "jit_compile.json", "tutorial_curve_512.json",
-               "fast_schedule_512.json", "fast_schedule_512.md", "RESULTS.md",
+               "fast_schedule_512.json", "fast_schedule_512.md", "RESULTS.md", "grid_cost.json",
                *(f"{name}.json" for name in ("environment", "time_to_target", "step_time", "batching", "floors"))}
     assert {p.name for p in RESULTS.iterdir() if p.suffix in (".json", ".md")} == checked
 

@@ -44,7 +44,9 @@ def test_registry_matches_documented_files():
     assert get_entry("random").filename is None
     if DOC.is_file():  # every size and digest is copied verbatim from the verified doc
         text = DOC.read_text()
-        for entry in REGISTRY.values():
+        # VGG19/ResNet50 are not in the shared doc: their md5s are checked against Keras's own
+        # source in tests/test_architectures.py instead.
+        for entry in (e for e in REGISTRY.values() if e.architecture == "vgg16"):
             for value in (entry.sha256, entry.md5, entry.size and f"{entry.size:,}"):
                 if value:
                     assert value in text, (entry.name, value)

@@ -44,7 +44,9 @@ class RegistryEntry:
     """A known checkpoint.
 
     `preprocessing_profile` is the profile to use for style transfer; `trained_profile` (when
-    it differs) is the one the network was trained with.
+    it differs) is the one the network was trained with.  `architecture` names the network
+    the weights fill (`transfer.backbones.architectures`; a plain string here, this package
+    knows files, not networks).
     """
 
     name: str
@@ -62,6 +64,7 @@ class RegistryEntry:
     #: and the file's path inside it; the resolver looks there after the cache.
     package: str | None = None
     package_file: str | None = None
+    architecture: str = "vgg16"
 
     @property
     def checksum(self) -> tuple[str, str] | None:
@@ -147,6 +150,66 @@ REGISTRY: dict[str, RegistryEntry] = {
             preprocessing_profile="caffe",
             layout="random",
             description="the control: the best untrained weights can do, never a stand-in for trained ones",
+        ),
+        # Issue 18: other architectures.  md5s are keras-applications' own `file_hash`es
+        # (keras/src/applications/vgg19.py, resnet.py WEIGHTS_HASHES); sizes as Keras's
+        # downloader reports them.
+        RegistryEntry(
+            name="vgg19-imagenet",
+            filename="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            size=80_134_624,
+            sha256=None,
+            md5="253f8cb515780f3b799900260a226db6",
+            source="keras-applications: VGG19 ImageNet weights without the classifier",
+            preprocessing_profile="caffe",
+            layout="keras-h5-legacy",
+            url=(
+                "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
+                "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            ),
+            description="Gatys et al.'s network (legacy Keras HDF5), copied by layer name",
+            architecture="vgg19",
+        ),
+        RegistryEntry(
+            name="resnet50-imagenet",
+            filename="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            size=94_765_736,
+            sha256=None,
+            md5="4d473c1dd8becc155b73f8504c6f6626",
+            source="keras-applications: ResNet50 (v1) ImageNet weights without the classifier",
+            preprocessing_profile="caffe",
+            layout="keras-h5-legacy",
+            url=(
+                "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+                "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            ),
+            description="ResNet50 convs and BatchNorm statistics (legacy Keras HDF5), copied by layer and weight name",
+            architecture="resnet50",
+        ),
+        RegistryEntry(
+            name="random-vgg19",
+            filename=None,
+            size=None,
+            sha256=None,
+            md5=None,
+            source="generated: He-normal VGG19, each conv rescaled to unit activation variance (LSUV); --seed fixes it",
+            preprocessing_profile="caffe",
+            layout="random",
+            description="the VGG19 control: the best untrained weights can do",
+            architecture="vgg19",
+        ),
+        RegistryEntry(
+            name="random-resnet50",
+            filename=None,
+            size=None,
+            sha256=None,
+            md5=None,
+            source=("generated: He-normal ResNet50, each conv rescaled to unit pre-activation variance (LSUV), "
+                    "BatchNorm at identity; --seed fixes it"),
+            preprocessing_profile="caffe",
+            layout="random",
+            description="the ResNet50 control: no trained ResNet weights ship offline, so this is what runs here",
+            architecture="resnet50",
         ),
     )
 }

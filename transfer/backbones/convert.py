@@ -282,6 +282,40 @@ def keras_weights_by_layer(checkpoint: Checkpoint) -> dict[str, list[np.ndarray]
     return layers
 
 
+def keras_weights_for_model(checkpoint: Checkpoint, model: keras.Model) -> dict[str, list[np.ndarray]]:
+    """`{layer: [weights in the model's order]}` of a Keras-named checkpoint, matched by weight name.
+
+    For networks whose layers hold more than a kernel and a bias (BatchNorm's gamma, beta,
+    moving_mean, moving_variance all have shape (C,), so shapes alone cannot catch a swap):
+    a layer's tensors are put in the order of the same-named layer's Keras weights by their
+    names (legacy HDF5: `conv1_bn/gamma:0` -> `gamma`), or by index where the file numbers
+    them (Keras 3 `.weights.h5`: `vars/0..3`, Keras's own variable order).  A layer of the
+    model whose file tensors are named otherwise is a CheckpointMismatchError; layers absent
+    from the model are returned in file order (the copy reports them as unused).
+    """
+    if checkpoint.layout not in KERAS_NAMED_LAYOUTS:
+        raise CheckpointMismatchError(f"{checkpoint.source}: layout {checkpoint.layout!r} is not named by Keras layer; "
+                                      f"only Keras/ONNX-named weights ({', '.join(KERAS_NAMED_LAYOUTS)}) fill this network")
+    by_layer: dict[str, dict[str, np.ndarray]] = {}
+    for key, tensor in checkpoint.tensors.items():
+        layer, _, label = key.rpartition("/")
+        by_layer.setdefault(layer, {})[label] = np.asarray(tensor, np.float32)
+    targets = {layer.name: [w.name for w in layer.weights] for layer in model.layers if layer.weights}
+    return {layer: _in_model_order(checkpoint.source, layer, tensors, targets.get(layer))
+            for layer, tensors in by_layer.items()}
+
+
+def _in_model_order(source, layer: str, tensors: dict[str, np.ndarray], names: list[str] | None) -> list[np.ndarray]:
+    if names is None:
+        return list(tensors.values())
+    if sorted(tensors) == sorted(names):
+        return [tensors[n] for n in names]
+    if all(label.isdigit() for label in tensors) and len(tensors) == len(names):
+        return [tensors[label] for label in sorted(tensors, key=int)]
+    raise CheckpointMismatchError(f"{source}: layer {layer} holds weights {', '.join(tensors)}; "
+                                  f"the network's {layer} needs {', '.join(names)}")
+
+
 def backbone_weights_from_checkpoint(checkpoint: Checkpoint) -> dict[str, list[np.ndarray]]:
     """The 13 VGG16 conv layers of any supported checkpoint (the profile is the registry's business).
 
@@ -319,7 +353,7 @@ def save_backbone(backbone, path: str | Path, *, source: str, sha256: str | None
     atomic_write(path, lambda tmp: backbone.model.save_weights(_renamed(tmp)) or Path(_renamed(tmp)).replace(tmp))
     sidecar = path.with_name(path.name.removesuffix(".weights.h5") + ".json")
     meta = {
-        "name": backbone.name, "source": source, "sha256": sha256,
+        "name": backbone.name, "source": source, "sha256": sha256, "architecture": backbone.ref.architecture,
         "preprocessing_profile": backbone.profile, "description": backbone.description,
         "copy_report": backbone.report.to_dict() if backbone.report else None,
     }

@@ -1,4 +1,4 @@
-"""Backbones by registry name or file: a truncated VGG16 (through `block5_conv3`) with weights.
+"""Backbones by registry name or file: a feature network with weights (VGG16 through `block5_conv3` by default).
 
 Two steps, so a run can be specified before anything heavy is loaded:
 
@@ -6,11 +6,15 @@ Two steps, so a run can be specified before anything heavy is loaded:
   order, `weights.resolver`), verifies it against the registry's checksum when it has one,
   and records its sha256 and preprocessing profile;
 * `load_backbone(ref)` -> `Backbone`: reads that file, checks it still has that sha256,
-  copies its 13 convolutions by name into a truncated VGG16 and applies the precision.
+  copies its weights by name into the network of `ref.architecture` (VGG16: its 13
+  convolutions; VGG19, ResNet50: every weight of the cut network, BatchNorm statistics
+  included, `transfer.backbones.architectures`) and applies the precision.
 
 Names come from `weights.registry.REGISTRY` (`vgg16-mri`, `ssd300-voc`, `vgg16-imagenet`,
-`vgg16-reducedfc`, `random`); any path `weights.read_checkpoint` understands works too, and
-so does a `.weights.h5` written by `detstyle weights convert` (with its JSON sidecar).
+`vgg16-reducedfc`, `vgg19-imagenet`, `resnet50-imagenet`, and the generated controls
+`random`, `random-vgg19`, `random-resnet50`); any path `weights.read_checkpoint` understands
+works too, and so does a `.weights.h5` written by `detstyle weights convert` (with its JSON
+sidecar).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.vgg16 import VGG16, VGG16_CONV_LAYERS, until_stage5
+from models.vgg16 import VGG16_CONV_LAYERS
+from transfer.backbones.architectures import DEFAULT_ARCHITECTURE, build_model, get_architecture
 from transfer.backbones.copy import CopyReport, copy_backbone
 from transfer.core.preprocessing import check_profile
 from transfer.core.spec import BackboneRef
@@ -36,10 +41,10 @@ SAVED_SUFFIX = ".weights.h5"
 
 @dataclasses.dataclass(frozen=True)
 class Backbone:
-    """A truncated VGG16 ready for feature extraction, and which weights it holds (`ref`)."""
+    """A feature network ready for feature extraction, and which weights it holds (`ref`)."""
 
     ref: BackboneRef
-    model: keras.Model  # input -> block5_conv3, VGG16 layer names
+    model: keras.Model  # input -> the architecture's deepest tap (VGG16: block5_conv3), Keras layer names
     description: str
     report: CopyReport | None = None
 
@@ -55,7 +60,7 @@ class Backbone:
 
 def truncated_vgg16(dtype: str | None = None) -> keras.Model:
     """An untrained VGG16 cut after `block5_conv3`, accepting any input size."""
-    return until_stage5(VGG16(input_shape=(None, None, 3), dtype=dtype))
+    return build_model("vgg16", dtype)
 
 
 def sidecar_path(path: Path) -> Path:
@@ -76,27 +81,41 @@ def read_sidecar(path: Path) -> dict:
     return meta
 
 
-def resolve_backbone(name_or_path: str, *, profile: str | None = None, precision: str = "fp32") -> BackboneRef:
-    """Which weights a name or path means: the file's sha256 and the profile to use.
+def resolve_backbone(name_or_path: str, *, profile: str | None = None, precision: str = "fp32",
+                     architecture: str | None = None) -> BackboneRef:
+    """Which weights a name or path means: the file's sha256, the profile and the architecture.
 
     The profile is the one given, else the registry entry's, else the sidecar's (the
-    toolkit's own files), else the default of the file's format (`weights.registry`).
+    toolkit's own files), else the default of the file's format (`weights.registry`).  The
+    architecture is the registry entry's (a registered name or file), else the sidecar's,
+    else `architecture`, else VGG16; a given one that contradicts the registry is refused.
     """
     from weights.resolver import resolve
 
     entry = REGISTRY.get(name_or_path)
     if entry is not None and entry.filename is None:  # generated weights: the seed fixes them
-        return BackboneRef(name_or_path, None, check_profile(profile or entry.preprocessing_profile), precision)
+        return BackboneRef(name_or_path, None, check_profile(profile or entry.preprocessing_profile), precision,
+                           _architecture(entry.architecture, architecture, name_or_path))
     path = Path(name_or_path)
     if path.name.endswith(SAVED_SUFFIX) and path.is_file():
-        chosen = profile or read_sidecar(path).get("preprocessing_profile", "caffe")
-        return BackboneRef(str(path), sha256(path), check_profile(chosen), precision)
+        meta = read_sidecar(path)
+        chosen = profile or meta.get("preprocessing_profile", "caffe")
+        return BackboneRef(str(path), sha256(path), check_profile(chosen), precision,
+                           _architecture(meta.get("architecture"), architecture, str(path)))
     resolved = resolve(name_or_path)
     digest = resolved.verify_result.actual_digest if _sha256_verified(resolved) else sha256(resolved.path)
     entry = resolved.entry
     chosen = profile or (entry.preprocessing_profile if entry else default_profile_for(resolved.path))
     name = entry.name if entry is not None and name_or_path == entry.name else str(resolved.path)
-    return BackboneRef(name, digest, check_profile(chosen), precision)
+    return BackboneRef(name, digest, check_profile(chosen), precision,
+                       _architecture(entry.architecture if entry else None, architecture, name))
+
+
+def _architecture(recorded: str | None, given: str | None, source: str) -> str:
+    """The recorded architecture (registry, sidecar), else the given one, else VGG16."""
+    if recorded is not None and given is not None and given != recorded:
+        raise DetstyleError(f"{source} holds a {recorded}, not a {given}")
+    return get_architecture(recorded or given or DEFAULT_ARCHITECTURE).name
 
 
 def _sha256_verified(resolved) -> bool:
@@ -106,18 +125,21 @@ def _sha256_verified(resolved) -> bool:
 
 def load_backbone(ref_or_name: BackboneRef | str, *, profile: str | None = None, precision: str = "fp32",
                   seed: int = 0) -> Backbone:
-    """A ready truncated VGG16 for a `BackboneRef` (or a name/path, resolved first).
+    """A ready feature network for a `BackboneRef` (or a name/path, resolved first).
 
-    `seed` fixes the generated weights of the random control and nothing else.
+    `seed` fixes the generated weights of the random controls and nothing else.
     """
     from transfer.backbones.precision import with_precision
 
     ref = ref_or_name if isinstance(ref_or_name, BackboneRef) else \
         resolve_backbone(ref_or_name, profile=profile, precision=precision)
+    entry = REGISTRY.get(ref.name)
+    if entry is not None and entry.architecture != ref.architecture:
+        raise DetstyleError(f"{ref.name} is a {entry.architecture}, but the run spec says {ref.architecture}")
     if ref.sha256 is None:
         from transfer.backbones.random_control import random_backbone
 
-        backbone = random_backbone(seed, ref.profile)
+        backbone = random_backbone(seed, ref.profile, ref.architecture)
     else:
         backbone = _backbone_from_file(ref, _checked_file(ref))
     return with_precision(backbone, ref.precision)
@@ -136,6 +158,8 @@ def _checked_file(ref: BackboneRef) -> Path:
 
 
 def _backbone_from_file(ref: BackboneRef, path: Path) -> Backbone:
+    if ref.architecture != DEFAULT_ARCHITECTURE:
+        return named_backbone(ref, path)
     if path.name.endswith(SAVED_SUFFIX):
         return saved_backbone(ref, path)
     from transfer.backbones.convert import backbone_weights_from_checkpoint
@@ -153,6 +177,24 @@ def backbone_from_weights(ref: BackboneRef, weights: dict[str, list[np.ndarray]]
     """Build a truncated VGG16 and fill its 13 convs from `{layer: [kernel, bias]}`."""
     model = truncated_vgg16()
     report = copy_backbone(weights, model, layers=VGG16_CONV_LAYERS, allow_partial=allow_partial)
+    return Backbone(ref, model, description, report)
+
+
+def named_backbone(ref: BackboneRef, path: Path) -> Backbone:
+    """`ref.architecture` filled from a Keras-named file: every weight of the cut network, by name.
+
+    Each layer's weights are matched by layer name and weight name (kernel, bias, gamma, beta,
+    moving_mean, moving_variance), every shape is checked, and any missing or mismatched layer
+    refuses the whole copy (`copy_backbone`); layers past the cut are reported as unused.
+    """
+    from transfer.backbones.convert import keras_weights_for_model
+    from weights import read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    model = build_model(ref.architecture)
+    report = copy_backbone(keras_weights_for_model(checkpoint, model), model)
+    entry = REGISTRY.get(ref.name)
+    description = entry.description if entry is not None else f"{ref.architecture} from {checkpoint.layout} {path}"
     return Backbone(ref, model, description, report)
 
 

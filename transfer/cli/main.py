@@ -23,7 +23,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from transfer.cli import demo, stylize, weights
+    from transfer.cli import compare, demo, grid, stylize, weights
 
     parser = argparse.ArgumentParser(
         prog="detstyle",
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     stylize.add_command(sub, EXAMPLES)
     demo.add_command(sub)
+    compare.add_command(sub)
+    grid.add_command(sub)
     weights.add_weights_commands(sub)
     return parser
 
@@ -63,6 +65,7 @@ def _import_tensorflow_quietly() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by commands that log their command line
     if args.command is None:
         parser.print_help()
         return 2

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from transfer.core.features import LAYER_PRESETS
+from transfer.backbones.architectures import ALL_PRESETS, ARCHITECTURES
 from transfer.core.schedules import SCHEDULE_NAMES, SCHEDULES
 from transfer.core.spec import COLOUR_METHODS, DEFAULTS, INIT_CHOICES, OPTIMIZERS, PRECISIONS, RunSpec, make_spec
+from transfer.core.style_transforms import STYLE_TRANSFORMS
 from transfer.seeds.registry import RECIPE_NAMES, RECIPE_SETTINGS
 from weights.registry import PREPROCESSING_PROFILES, REGISTRY
 
@@ -45,17 +46,23 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
 
 
-def add_run_options(parser: argparse.ArgumentParser, size: int, steps: int) -> None:
-    """The options that make up a run spec (what to optimise, the loss, the schedule)."""
+def add_run_options(parser: argparse.ArgumentParser, size: int, steps: int, *, one_backbone: bool = True) -> None:
+    """The options that make up a run spec (what to optimise, the loss, the schedule).
+
+    `one_backbone=False` leaves out `--backbone` and `--layers` for commands that take lists
+    of them (`compare`).
+    """
     g = parser.add_argument_group("what to optimise")
     g.add_argument("--size", type=positive_int, default=size,
                    help=f"longest side of the output in pixels (default {size}); cost grows with size^2")
     g.add_argument("--steps", type=positive_int, default=None,
                    help=f"optimiser iterations at each scale (default {steps}, or the recipe's); with a named "
                         "--schedule: the whole schedule's budget (default: the schedule's own)")
-    g.add_argument("--backbone", default="vgg16-mri",
-                   help=f"registry name ({', '.join(REGISTRY)}; default vgg16-mri, the trained VGG16 that installs "
-                        "offline; random is the seeded control) or a weights file (.pth, .h5, .onnx, .weights.h5)")
+    if one_backbone:
+        g.add_argument("--backbone", default="vgg16-mri",
+                       help=f"registry name ({', '.join(REGISTRY)}; default vgg16-mri, the trained VGG16 that installs "
+                            "offline; random, random-vgg19 and random-resnet50 are the seeded controls of each "
+                            "architecture) or a weights file (.pth, .h5, .onnx, .weights.h5)")
     g.add_argument("--profile", choices=sorted(PREPROCESSING_PROFILES), default=None,
                    help="input preprocessing; default: the backbone's own (caffe for VGG16 weights, "
                         "rgb_mean for ssd.pytorch)")
@@ -63,17 +70,19 @@ def add_run_options(parser: argparse.ArgumentParser, size: int, steps: int) -> N
                    help="compute precision of the backbone: fp32 (default) or bf16 (mixed: variables and "
                         "losses stay fp32; measured 1.76x faster per loss+gradient evaluation than fp32 at 512 px "
                         "on a 2-core AVX512-BF16 CPU, bench/results/floors.json)")
-    _add_objective_options(parser)
+    _add_objective_options(parser, one_backbone)
     _add_schedule_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed: noise init and the random backbone (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _add_objective_options(parser: argparse.ArgumentParser) -> None:
+def _add_objective_options(parser: argparse.ArgumentParser, with_layers: bool = True) -> None:
     g = parser.add_argument_group("the loss (normalised: the same weights work at any size and backbone)")
-    g.add_argument("--layers", choices=list(LAYER_PRESETS), default=None,
-                   help="layer preset: gatys (block1..5_conv1 style, block5_conv2 content; default), "
-                        "article (the SSD article: first five layers for style, layer -2 for content), gatys-b4")
+    if with_layers:
+        g.add_argument("--layers", choices=list(ALL_PRESETS), default=None,
+                       help=f"layer preset of the backbone's architecture ({_presets_help()}). VGG16: gatys "
+                            "(block1..5_conv1 style, block5_conv2 content), article (the SSD article: first five "
+                            "layers for style, layer -2 for content), gatys-b4")
     g.add_argument("--style-layers", default=None, help="comma-separated layer names replacing the preset's style taps")
     g.add_argument("--content-layers", default=None, help="comma-separated layer names replacing the content taps")
     g.add_argument("--style-weight", type=non_negative_float, default=None,
@@ -88,6 +97,10 @@ def _add_objective_options(parser: argparse.ArgumentParser) -> None:
                    help=f"reproduce one seed document exactly ({recipes}). A recipe fixes the loss, its weights, "
                         "layers (those options are then refused); its optimiser, step size, init and budget are defaults that "
                         "--optimizer, --learning-rate, --init and --steps replace")
+    transforms = "; ".join(f"{name}: {t.description}" for name, t in STYLE_TRANSFORMS.items())
+    g.add_argument("--style-transform", choices=list(STYLE_TRANSFORMS), default=None,
+                   help=f"transform each style tap before its Gram matrix ({transforms}); default none. "
+                        "Refused with --recipe")
     g.add_argument("--style-scale", type=non_negative_float, default=None,
                    help="style image size relative to the output's longest side at each scale (default 1.0); "
                         "smaller = finer brush strokes")
@@ -116,6 +129,12 @@ def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
                    help=f"start from: {', '.join(INIT_NAMES)} (default content), or an image path")
 
 
+def _presets_help() -> str:
+    """`vgg16: gatys (default), article, ...; resnet50: stages (default)`, from the registry."""
+    return "; ".join(f"{name}: " + ", ".join(p + (" (default)" if p == a.default_layers else "") for p in a.presets)
+                     for name, a in ARCHITECTURES.items())
+
+
 def spec_from_args(args: argparse.Namespace, *, steps: int, content=None, styles=(), layers: str | None = None,
                    backbone=None) -> RunSpec:
     """The run spec these options describe (with the inputs' and backbone's references)."""
@@ -126,10 +145,11 @@ def spec_from_args(args: argparse.Namespace, *, steps: int, content=None, styles
 
         init_image, init = image_ref(init), None
     return make_spec(
-        recipe=args.recipe, layers=layers or args.layers, style_layers=_names(args.style_layers),
+        recipe=args.recipe, layers=layers or getattr(args, "layers", None), style_layers=_names(args.style_layers),
         content_layers=_names(args.content_layers), style_weight=args.style_weight,
         content_weight=args.content_weight, tv_weight=args.tv_weight, style_scale=args.style_scale,
-        preserve_colors=args.preserve_colors, schedule=args.schedule,
+        preserve_colors=args.preserve_colors, style_transform=getattr(args, "style_transform", None),
+        schedule=args.schedule,
         steps=args.steps or (None if (args.recipe or args.schedule not in (None, "plain")) else steps),
         optimizer=args.optimizer, learning_rate=args.learning_rate, scales=args.scales, init=init, seed=args.seed,
         size=args.size, content=content, styles=styles, init_image=init_image, backbone=backbone,
@@ -148,6 +168,8 @@ def progress_bar(label: str, quiet: bool):
         nonlocal bar
         if bar is None:  # the total is known from the first step (it depends on the stages)
             bar = tqdm(total=info.steps, desc=label, unit="step", dynamic_ncols=True, file=sys.stderr)
+        elif info.step <= bar.n:  # the next run of a batch job (compare, grid) started
+            bar.reset(total=info.steps)
         bar.update(info.step - bar.n)
         post = {k: f"{v:.4g}" for k, v in info.losses.items() if k != "total"}
         post["px"] = f"{info.size[1]}x{info.size[0]}"

@@ -1,6 +1,7 @@
-"""Which VGG16 layers define "style" and "content", and the model that exposes them.
+"""Which layers define "style" and "content", and the model that exposes them.
 
-Presets:
+`LAYER_PRESETS` are VGG16's (the other architectures' presets, and which one each uses by
+default, are in `transfer.backbones.architectures.ARCHITECTURES`).  VGG16 presets:
   `article`  the SSD-backbone article's design: the *first five layers* of the truncated
              VGG16 (`block1_conv1, block1_conv2, block1_pool, block2_conv1, block2_conv2`)
              for style and layer -2 (`block5_conv2`) for content.  Measured: it transfers
@@ -21,8 +22,17 @@ from transfer.errors import DetstyleError
 
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
+    """The features a loss compares: style and content taps, and how style taps are transformed.
+
+    `style_transform` names a `transfer.core.style_transforms.STYLE_TRANSFORMS` entry applied
+    to each style tap before its statistic (SWAG's softmax), or None for the raw activations.
+    It lives here, with the taps, because it changes what the style features *are*: targets
+    computed for one transform are not targets for another.
+    """
+
     style: tuple[str, ...]
     content: tuple[str, ...]
+    style_transform: str | None = None
 
 
 LAYER_PRESETS: dict[str, LayerSpec] = {
@@ -55,7 +65,8 @@ def layer_spec(preset_or_spec: str | LayerSpec, style: Sequence[str] | None = No
             f"unknown layer preset {preset_or_spec!r}; choose one of {', '.join(LAYER_PRESETS)} "
             "or give --style-layers and --content-layers"
         )
-    return LayerSpec(tuple(style) if style else base.style, tuple(content) if content else base.content)
+    return LayerSpec(tuple(style) if style else base.style, tuple(content) if content else base.content,
+                     base.style_transform)
 
 
 def feature_model(truncated_vgg, spec: LayerSpec):

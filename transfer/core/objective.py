@@ -12,6 +12,7 @@ conversions, so the same Adam and L-BFGS code drives every recipe.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +22,8 @@ from transfer.backbones.load import Backbone
 from transfer.core.features import LayerSpec, feature_model
 from transfer.core.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from transfer.core.preprocessing import preprocess
+from transfer.core.style_transforms import STYLE_TRANSFORMS
+from transfer.core.targets import TargetCache
 from transfer.errors import DetstyleError
 
 #: `[(image (h, w, 3) in [0, 1], blend weight), ...]`
@@ -43,15 +46,21 @@ class Objective:
     #: Whether `with_tv_eps` means anything (objectives with an L1 total variation).
     has_l1_tv: bool = False
 
-    def __init__(self, backbone: Backbone, layers: LayerSpec, contents: np.ndarray, styles: Styles):
+    def __init__(self, backbone: Backbone, layers: LayerSpec, contents: np.ndarray, styles: Styles, *,
+                 targets: TargetCache | None = None):
         self.backbone = backbone
         self.layers = layers
         self.model = feature_model(backbone.model, layers)
         self.n_style = len(layers.style)
         self.tv_eps: float | None = None
         styles = self.prepare_styles(contents, styles)
-        self.style_targets = self._blended_style_statistics(styles)
-        self.content_targets = self.features(tf.constant(self.to_param(contents)))[1]
+        style_targets = functools.partial(self._blended_style_statistics, styles)
+        content_targets = lambda: self.features(tf.constant(self.to_param(contents)))[1]  # noqa: E731
+        if targets is None:  # `targets`: a TargetCache that computes each target once (transfer.core.targets)
+            self.style_targets, self.content_targets = style_targets(), content_targets()
+        else:
+            self.style_targets = targets.style(self, styles, style_targets)
+            self.content_targets = targets.content(self, contents, content_targets)
 
     def with_tv_eps(self, eps: float | None) -> Objective:
         """A copy sharing the targets whose L1 total variation is Charbonnier-smoothed by `eps`."""
@@ -73,9 +82,22 @@ class Objective:
 
     # -- features and targets ---------------------------------------------------------
     def features(self, param: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """`(style taps, content taps)` in float32; style taps already through `layers.style_transform`."""
         outputs = self.model(self.network_input(param), training=False)
         outputs = [tf.cast(o, tf.float32) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
-        return outputs[: self.n_style], outputs[self.n_style :]
+        return self.transform_style(outputs[: self.n_style]), outputs[self.n_style :]
+
+    def transform_style(self, features: list[tf.Tensor]) -> list[tf.Tensor]:
+        """The style taps as the style statistic sees them: raw, or e.g. SWAG's softmax.
+
+        Applied here, once per forward pass, so the targets and the image being optimised
+        go through the same transform whichever loss compares their Grams.
+        """
+        name = self.layers.style_transform
+        if name is None:
+            return features
+        transform = STYLE_TRANSFORMS[name]
+        return [transform(f) for f in features]
 
     def style_statistic(self, feature: tf.Tensor) -> tf.Tensor:
         return gram_matrix(feature)
@@ -104,8 +126,8 @@ class NormalisedObjective(Objective):
     """This toolkit's default: relative Gram and feature errors, smooth TV (see losses.py)."""
 
     def __init__(self, backbone: Backbone, layers: LayerSpec, contents: np.ndarray, styles: Styles, *,
-                 style_weight: float, content_weight: float, tv_weight: float):
-        super().__init__(backbone, layers, contents, styles)
+                 style_weight: float, content_weight: float, tv_weight: float, targets: TargetCache | None = None):
+        super().__init__(backbone, layers, contents, styles, targets=targets)
         self.weights = (style_weight, content_weight, tv_weight)
 
     def terms(self, param: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -120,11 +142,15 @@ class NormalisedObjective(Objective):
         return terms
 
 
-def build_objective(backbone: Backbone, spec, contents: np.ndarray, styles: Styles) -> Objective:
-    """The objective a `RunSpec` asks for, with its targets: the toolkit's default or a seed recipe's."""
+def build_objective(backbone: Backbone, spec, contents: np.ndarray, styles: Styles, *,
+                    targets: TargetCache | None = None) -> Objective:
+    """The objective a `RunSpec` asks for, with its targets: the toolkit's default or a seed recipe's.
+
+    `targets`: a `TargetCache` shared by several objectives (a grid), so each target is computed once.
+    """
     if spec.recipe:
         from transfer.seeds.recipes import RECIPE_OBJECTIVES
 
-        return RECIPE_OBJECTIVES[spec.recipe](backbone, spec.layers, contents, styles)
+        return RECIPE_OBJECTIVES[spec.recipe](backbone, spec.layers, contents, styles, targets=targets)
     return NormalisedObjective(backbone, spec.layers, contents, styles, style_weight=spec.style_weight,
-                               content_weight=spec.content_weight, tv_weight=spec.tv_weight)
+                               content_weight=spec.content_weight, tv_weight=spec.tv_weight, targets=targets)

@@ -23,8 +23,10 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 
+from transfer.backbones.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, layer_preset
 from transfer.core.features import LAYER_PRESETS, LayerSpec
 from transfer.core.schedules import SCHEDULES
+from transfer.core.style_transforms import STYLE_TRANSFORMS
 from transfer.errors import DetstyleError, UsageError
 
 #: Objectives: this toolkit's normalised loss, or one of the seed recipes (transfer.seeds).
@@ -35,6 +37,7 @@ COLOUR_METHODS = ("luminance", "histogram")
 #: precision name -> Keras dtype policy of the backbone (None: float32 as built).
 PRECISIONS: dict[str, str | None] = {"fp32": None, "bf16": "mixed_bfloat16"}
 #: The toolkit's defaults for its own objective (`make_spec` fills them when not given).
+#: `layers` is VGG16's default preset; every architecture has its own (`ARCHITECTURES[...].default_layers`).
 DEFAULTS = dict(layers="gatys", style_weight=1.0, content_weight=0.05, tv_weight=1.0, steps=300,
                 optimizer="adam", learning_rate=0.02, scales=1, style_scale=1.0, init="content")
 
@@ -55,13 +58,16 @@ class ImageRef:
 class BackboneRef:
     """Which weights compute the features: registry name or file, its sha256, profile, precision.
 
-    `sha256` is None only for generated weights (the `random` control, fixed by the seed).
+    `sha256` is None only for generated weights (the random controls, fixed by the seed).
+    `architecture` names the network the weights fill (`transfer.backbones.architectures`);
+    the run's layer presets are resolved against it.
     """
 
     name: str
     sha256: str | None
     profile: str
     precision: str = "fp32"
+    architecture: str = DEFAULT_ARCHITECTURE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +90,7 @@ class RunSpec:
     tv_weight: float | None = 1.0
     style_scale: float | None = 1.0  # None where the objective resizes the style itself
     preserve_colors: str | None = None
+    style_transform: str | None = None  # a STYLE_TRANSFORMS name (SWAG) applied to style taps before Grams
     # how it is minimised
     schedule: str = "plain"  # "plain" (--scales levels of --optimizer) or a SCHEDULES name
     steps: int = 300  # plain: iterations per scale; a named schedule: its whole budget
@@ -97,7 +104,8 @@ class RunSpec:
 
     @property
     def layers(self) -> LayerSpec:
-        return LayerSpec(self.style_layers, self.content_layers)
+        """The features the objective compares: its taps and how the style taps are transformed."""
+        return LayerSpec(self.style_layers, self.content_layers, self.style_transform)
 
     @property
     def recipe(self) -> str | None:
@@ -130,9 +138,21 @@ class RunSpec:
             raise DetstyleError(f"not a run spec ({exc})") from None
 
     def differences(self, other: RunSpec | Mapping) -> list[str]:
-        """Dotted names of the fields that differ, e.g. `["backbone.precision", "size"]`."""
-        theirs = other.to_dict() if isinstance(other, RunSpec) else dict(other)
+        """Dotted names of the fields that differ, e.g. `["backbone.precision", "size"]`.
+
+        A mapping saved before a field existed (e.g. `backbone.architecture`, `style_transform`)
+        is read with that field at its default, so an old state of the same run still matches.
+        """
+        theirs = other.to_dict() if isinstance(other, RunSpec) else _with_defaults(other)
         return _diff(self.to_dict(), theirs)
+
+
+def _with_defaults(data: Mapping) -> dict:
+    """`data` as a spec dict with any missing field at its default (as is, when it is no valid spec)."""
+    try:
+        return RunSpec.from_dict(data).to_dict()
+    except DetstyleError:
+        return dict(data)
 
 
 def _diff(a, b, prefix: str = "") -> list[str]:
@@ -162,6 +182,10 @@ def _validate(spec: RunSpec) -> None:
         raise UsageError(f"--size must be at least 1, got {spec.size}")
     if spec.backbone is not None and spec.backbone.precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {spec.backbone.precision!r}")
+    if spec.backbone is not None and spec.backbone.architecture not in ARCHITECTURES:
+        raise UsageError(f"unknown architecture {spec.backbone.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if spec.style_transform not in (None, *STYLE_TRANSFORMS):
+        raise UsageError(f"--style-transform must be one of {', '.join(STYLE_TRANSFORMS)}, got {spec.style_transform!r}")
     if not spec.style_layers or not spec.content_layers:
         raise UsageError("a run needs at least one style layer and one content layer")
     for name in ("style_weight", "content_weight", "tv_weight", "learning_rate", "style_scale"):
@@ -195,6 +219,7 @@ def make_spec(
     tv_weight: float | None = None,
     style_scale: float | None = None,
     preserve_colors: str | None = None,
+    style_transform: str | None = None,
     schedule: str | None = None,
     steps: int | None = None,
     optimizer: str | None = None,
@@ -213,23 +238,28 @@ def make_spec(
     A recipe fixes its loss (terms, weights, layers) and brings its own optimiser, step size,
     init and budget, which options may replace; a named schedule (`fast`) fixes its optimiser,
     step sizes and sizes; L-BFGS has no learning rate.  Giving an option that the run would not
-    use is a `UsageError` naming it, never a silent drop.
+    use is a `UsageError` naming it, never a silent drop.  `layers` names a preset of the
+    backbone's architecture (`backbone.architecture`, VGG16 without a backbone; default: that
+    architecture's own default preset); one it does not have is a `UsageError`.
     """
     given = dict(layers=layers, style_layers=style_layers, content_layers=content_layers,
                  style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
+                 style_transform=style_transform,
                  style_scale=style_scale, optimizer=optimizer, learning_rate=learning_rate, scales=scales,
                  init=init if init_image is None else "image")
     schedule = schedule or "plain"
     if recipe is not None:
         _check_recipe_name(recipe)
         _refuse(given, ("layers", "style_layers", "content_layers", "style_weight", "content_weight",
-                        "tv_weight"), f"--recipe {recipe} fixes its own loss, its weights and layers")
+                        "tv_weight", "style_transform"), f"--recipe {recipe} fixes its own loss, its weights and layers")
+        _check_recipe_architecture(recipe, backbone)
     if schedule != "plain":
         _refuse(given, ("optimizer", "learning_rate", "scales"),
                 f"--schedule {schedule} chooses its own optimiser, step sizes and image sizes")
     if layers is not None and style_layers and content_layers:
         _refuse(given, ("layers",), "--style-layers and --content-layers replace every layer of the preset")
-    fields = _objective_fields(recipe, given) | _schedule_fields(recipe, schedule, steps, given)
+    architecture = backbone.architecture if backbone is not None else DEFAULT_ARCHITECTURE
+    fields = _objective_fields(recipe, given, architecture) | _schedule_fields(recipe, schedule, steps, given)
     if fields["optimizer"] == "lbfgs":
         _refuse(given, ("learning_rate",), "L-BFGS chooses its own step length")
         fields["learning_rate"] = None
@@ -251,8 +281,19 @@ def _check_recipe_name(recipe: str) -> None:
         raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPE_NAMES)}")
 
 
-def _objective_fields(recipe: str | None, given: Mapping) -> dict:
-    """The loss part: a recipe's layers with no free weights, or the default objective's."""
+def _check_recipe_architecture(recipe: str, backbone: BackboneRef | None) -> None:
+    """The seed recipes name VGG16 layers (their documents' truncated VGG16)."""
+    if backbone is not None and backbone.architecture != DEFAULT_ARCHITECTURE:
+        raise UsageError(f"--recipe {recipe} is defined on VGG16's layers; the backbone {backbone.name} is a "
+                         f"{backbone.architecture}: drop --recipe or use a VGG16 backbone")
+
+
+def _objective_fields(recipe: str | None, given: Mapping, architecture: str) -> dict:
+    """The loss part: a recipe's layers with no free weights, or the default objective's.
+
+    The preset is the architecture's (`--layers gatys` means different layers on VGG16 and
+    VGG19, and ResNet50 has no `gatys`).
+    """
     from transfer.core.features import layer_spec
 
     style_scale = _given_or(given["style_scale"], DEFAULTS["style_scale"])
@@ -263,10 +304,13 @@ def _objective_fields(recipe: str | None, given: Mapping) -> dict:
         return dict(objective=recipe, style_layers=settings.layers.style, content_layers=settings.layers.content,
                     style_weight=None, content_weight=None, tv_weight=None, style_scale=style_scale,
                     init=_given_or(given["init"], settings.init))
-    spec = layer_spec(given["layers"] or DEFAULTS["layers"], given["style_layers"], given["content_layers"])
+    explicit = given["style_layers"] and given["content_layers"]
+    base = None if explicit else layer_preset(architecture, given["layers"])
+    spec = layer_spec(base or "custom", given["style_layers"], given["content_layers"])
     weights = {name: _given_or(given[name], DEFAULTS[name]) for name in ("style_weight", "content_weight", "tv_weight")}
     return dict(objective=DEFAULT_OBJECTIVE, style_layers=spec.style, content_layers=spec.content,
-                style_scale=style_scale, init=_given_or(given["init"], DEFAULTS["init"]), **weights)
+                style_transform=given["style_transform"], style_scale=style_scale,
+                init=_given_or(given["init"], DEFAULTS["init"]), **weights)
 
 
 def _schedule_fields(recipe: str | None, schedule: str, steps: int | None, given: Mapping) -> dict:

@@ -28,6 +28,7 @@ from transfer.core.objective import Objective, Styles, build_objective
 from transfer.core.optimizers import AdamState, NonFiniteLoss, StepCallback, run_adam, run_lbfgs
 from transfer.core.schedules import LBFGS_MEMORY, MIN_SIDE, Stage, stages_for
 from transfer.core.spec import RunSpec
+from transfer.core.targets import TargetCache
 from transfer.errors import DetstyleError, DivergenceError, UsageError
 from transfer.io.images import resize_array, resize_batch
 from transfer.io.run_state import Interrupted, RunState, stop_on_signals
@@ -177,10 +178,10 @@ def _recipe_adam(spec: RunSpec):
 
 
 def _objective_at(backbone: Backbone, spec: RunSpec, contents_full: np.ndarray, styles: Styles,
-                  size: tuple[int, int]) -> Objective:
-    """The spec's objective with its targets for one output size."""
+                  size: tuple[int, int], targets: TargetCache | None = None) -> Objective:
+    """The spec's objective with its targets for one output size (taken from `targets` when cached there)."""
     sized = [(style_at(img, size, spec.style_scale), w) for img, w in styles]
-    return build_objective(backbone, spec, resize_batch(contents_full, size), sized)
+    return build_objective(backbone, spec, resize_batch(contents_full, size), sized, targets=targets)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +241,7 @@ def stylize(
     state_path: str | os.PathLike | None = None,
     resume: RunState | None = None,
     checkpoint_every: int = 50,
+    targets: TargetCache | None = None,
 ) -> StyleResult:
     """Optimise an image so its features match `content` and its style statistics `style`.
 
@@ -253,6 +255,8 @@ def stylize(
       state_path: where to save a resumable `RunState` every `checkpoint_every` steps, after
         each stage and when SIGINT/SIGTERM stops the run (`Interrupted` is raised after saving).
       resume: a `RunState` saved for the same spec (anything else is refused, naming the fields).
+      targets: a `TargetCache` shared across runs (a grid), so each content's features and each
+        style's statistics are computed once; results are bit-identical to uncached ones.
     Raises:
       DivergenceError: the loss became NaN/inf; `.last_good_image` holds the last good image.
       Interrupted: SIGINT/SIGTERM arrived; the state was saved to `state_path`.
@@ -278,7 +282,7 @@ def stylize(
         for index in range(first, len(stages)):
             stage = stages[index]
             if stage.size not in objectives:
-                objectives[stage.size] = _objective_at(backbone, spec, contents_full, styles, stage.size)
+                objectives[stage.size] = _objective_at(backbone, spec, contents_full, styles, stage.size, targets)
             objective = objectives[stage.size].with_tv_eps(stage.tv_eps)
             start = _stage_start(objective, stage, pixels, resume if index == first else None)
             try:

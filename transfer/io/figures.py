@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,3 +48,94 @@ def progress_gif(frames: Sequence[str | Path], path: str | Path, seconds_per_fra
     durations = [int(seconds_per_frame * 1000)] * (len(images) - 1) + [1500]  # linger on the result
     return atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True,
                                                          append_images=images[1:], duration=durations, loop=0))
+
+
+def image_table(row_labels: Sequence[str], column_labels: Sequence[str], images: Sequence[Sequence[np.ndarray]],
+                paths: Sequence[str | Path], title: str = "", caption: str = "", cell_inches: float = 2.0) -> list[Path]:
+    """A labelled table of images (rows x columns), written to every path (PNG, PDF, ... by extension).
+
+    The object-oriented matplotlib API only (`Figure`), so nothing process-wide changes.
+    """
+    from matplotlib.figure import Figure
+
+    n_rows, n_cols = len(images), len(column_labels)
+    fig = Figure(figsize=(cell_inches * n_cols + 1.2, cell_inches * n_rows + 1.0 + 0.3 * bool(caption)))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for r, row in enumerate(images):
+        for c, img in enumerate(row):
+            ax = axes[r][c]
+            ax.imshow(np.clip(img, 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(column_labels[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if caption:
+        fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    return [atomic_write(path, functools.partial(_save_figure, fig, Path(path).suffix.lstrip(".") or "png"))
+            for path in paths]
+
+
+def _save_figure(fig, fmt: str, tmp: str) -> None:
+    fig.savefig(tmp, dpi=110, format=fmt)
+
+
+def grid_figure(contents: Sequence[tuple[str, np.ndarray]], styles: Sequence[tuple[str, np.ndarray]],
+                cells: Sequence[Sequence[np.ndarray]], title: str = "", cell_inches: float = 2.0):
+    """A style grid: styles along the top row, contents down the left column, `cells[row][col]` inside.
+
+    (N+1) x (M+1) panels of equal width; each row is as tall as its tallest image needs, and
+    every image keeps its aspect ratio.  The originals are labelled with their names, the corner
+    is empty, the title is wrapped to the figure's width.  Returns the `matplotlib.figure.Figure`
+    (object API only: no pyplot, no backend switch, nothing global); `save_figure` writes it.
+    """
+    import textwrap
+
+    from matplotlib.figure import Figure
+
+    n, m = len(contents), len(styles)
+    heights = [max(_aspect(img) for _, img in styles)] + [_aspect(img) for _, img in contents]
+    width = cell_inches * (m + 1)
+    title = textwrap.fill(title, width=max(30, int(width * 13))) if title else ""
+    title_inches = 0.2 * (title.count("\n") + 1) + 0.15 if title else 0.0
+    fig = Figure(figsize=(width, cell_inches * sum(heights) + 0.3 + title_inches), layout="constrained")
+    axes = fig.subplots(n + 1, m + 1, squeeze=False, gridspec_kw={"height_ratios": heights})
+    axes[0][0].axis("off")
+    for col, (name, image) in enumerate(styles, start=1):
+        _panel(axes[0][col], image, title=name)
+        axes[0][col].set_anchor("S")  # a shorter style sits just above its column
+    for row, (name, image) in enumerate(contents, start=1):
+        _panel(axes[row][0], image, ylabel=name)
+        for col in range(1, m + 1):
+            _panel(axes[row][col], cells[row - 1][col - 1])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def _aspect(image: np.ndarray) -> float:
+    return image.shape[0] / image.shape[1]
+
+
+def _panel(ax, image: np.ndarray, title: str = "", ylabel: str = "") -> None:
+    """One image without ticks or frame; a label on top (styles) or at the left (contents)."""
+    ax.imshow(np.clip(image, 0, 1))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=9)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100, jpeg_quality: int = 85) -> Path:
+    """Write a `Figure` atomically; the format follows the extension (JPEG at `jpeg_quality`)."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    options = {"pil_kwargs": {"quality": jpeg_quality, "optimize": True}} if fmt in ("jpg", "jpeg") else {}
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt, **options))

@@ -1,0 +1,165 @@
+"""`detstyle grid`: parse -> one spec per cell -> `transfer.jobs.grid.run_grid` -> the figure and cell files.
+
+Every stylize run option works (`add_run_options`, `spec_from_args`), with the same
+refusals.  Finished cells live in a content-addressed cache beside the output
+(`detstyle-cache/`, shared by every grid written to that folder), so rerunning the same
+command skips them; the figure and `OUTSTEM_cells/` are renderings of that cache and are
+rewritten on every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+
+from transfer.cli.options import add_run_options, progress_bar, spec_from_args
+from transfer.errors import DetstyleError
+
+#: Figure formats (matplotlib writes them; JPEG keeps a README figure small).
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+#: The cache's folder name, beside the output.
+CACHE_NAME = "detstyle-cache"
+DEFAULT_SIZE, DEFAULT_STEPS = 256, 300
+
+EXAMPLES = """\
+examples:
+  detstyle grid --contents photos/ --styles paintings/ -o grid.png --steps 100
+  detstyle grid --contents a.jpg b.jpg --styles s.jpg t.jpg -o grid.jpg --backbone random --size 128
+"""
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("grid", help="every content with every style: one labelled figure and one image per cell",
+                       description="Stylise every content with every style. Writes OUT (styles on the top row, "
+                                   "contents down the left column, settings in the title) and each cell as "
+                                   "OUTSTEM_cells/<content>__<style>.png. Finished cells are cached in "
+                                   f"OUTDIR/{CACHE_NAME}/ (or --cache): a rerun skips them, Ctrl-C loses at most "
+                                   "the running cell.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--contents", nargs="+", required=True, metavar="FILE|DIR",
+                   help="content photos; a directory means every image file in it (sorted by name)")
+    p.add_argument("--styles", nargs="+", required=True, metavar="FILE|DIR",
+                   help="style images; a directory means every image file in it (sorted by name)")
+    p.add_argument("-o", "--output", required=True, help=f"the figure ({', '.join(FIGURE_SUFFIXES)}); rewritten each run")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help=f"where finished cells are kept (default: {CACHE_NAME}/ beside the output)")
+    add_run_options(p, size=DEFAULT_SIZE, steps=DEFAULT_STEPS)
+    p.set_defaults(func=cmd_grid)
+
+
+def check_figure_path(path: Path) -> None:
+    """Refuse an output that cannot be written before any cell runs."""
+    directory = path.parent if str(path.parent) else Path(".")
+    for parent in (directory, *directory.parents):
+        if parent.exists() and not parent.is_dir():
+            raise DetstyleError(f"{path}: {parent} is a file, not a directory")
+    if not directory.is_dir():
+        raise DetstyleError(f"{path}: output directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise DetstyleError(f"{path}: output directory {directory} is not writable")
+    if path.is_dir():
+        raise DetstyleError(f"{path}: is a directory; name the figure file, e.g. {path / 'grid.png'}")
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise DetstyleError(f"{path}: unsupported figure extension {path.suffix!r} (use {', '.join(FIGURE_SUFFIXES)})")
+
+
+def cells_dir(output: Path) -> Path:
+    return output.with_name(output.stem + "_cells")
+
+
+class _Progress:
+    """Grid observer: a bar over cells (i/N·M, ETA) above stylize's per-step bar; writes each cell's file."""
+
+    def __init__(self, total: int, finished: int, quiet: bool, write_cell):
+        self.quiet, self.write_cell = quiet, write_cell
+        self.close_steps = _nothing
+        self.cells = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.cells = tqdm(total=total, initial=finished, desc="grid", unit="cell", dynamic_ncols=True,
+                              file=sys.stderr)
+
+    def start(self, cell, cached: bool):
+        if cached:
+            return None
+        callback, self.close_steps = progress_bar(cell.name, self.quiet)
+        return callback
+
+    def finish(self, cell, record: dict, ran: bool) -> None:
+        self.close_steps()
+        self.close_steps = _nothing
+        self.write_cell(cell)
+        if ran and self.cells is not None:
+            self.cells.update(1)
+
+    def close(self) -> None:
+        self.close_steps()
+        if self.cells is not None:
+            self.cells.close()
+
+
+def _nothing() -> None:
+    return None
+
+
+def _copy_cell(store, directory: Path, cell) -> Path:
+    """The cell's PNG, byte for byte the cached one (written atomically)."""
+    import shutil
+
+    from transfer.io.images import atomic_write
+
+    source = store.image_path(cell.spec)
+    return atomic_write(directory / f"{cell.name}.png", functools.partial(shutil.copyfile, source))
+
+
+def _originals(plan) -> tuple[list, list]:
+    """(label, image) of every content and style at the run's size; also proves each one decodes."""
+    from transfer.io.images import load_ref
+    from transfer.jobs.grid import label
+
+    size = plan.cells[0].spec.size
+    contents = [(label(ref), load_ref(ref, size)) for ref in plan.contents]
+    styles = [(label(ref), load_ref(ref, size)) for ref in plan.styles]
+    return contents, styles
+
+
+def build_plan(args: argparse.Namespace):
+    """The grid's cells: one spec per (content, style) with this command line's options."""
+    from transfer.backbones.load import resolve_backbone
+    from transfer.jobs.grid import image_paths, plan_grid
+
+    contents = image_paths(args.contents, "content")
+    styles = image_paths(args.styles, "style")
+    backbone = resolve_backbone(args.backbone, profile=args.profile, precision=args.precision)
+    make = functools.partial(spec_from_args, args, steps=DEFAULT_STEPS, backbone=backbone)
+    return plan_grid(contents, styles, make)
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from transfer.io.figures import grid_figure, save_figure
+    from transfer.jobs.grid import describe_settings, run_grid
+    from transfer.jobs.store import RunStore
+
+    output = Path(args.output)
+    check_figure_path(output)
+    plan = build_plan(args)
+    contents, styles = _originals(plan)
+    store = RunStore(args.cache or output.parent / CACHE_NAME)
+    cells = cells_dir(output)
+    cells.mkdir(exist_ok=True)
+    progress = _Progress(len(plan.cells), len(plan.finished(store)), args.quiet,
+                         functools.partial(_copy_cell, store, cells))
+    try:
+        result = run_grid(plan, store, observer=progress)
+    finally:
+        progress.close()
+    figure = grid_figure(contents, styles, result.images, title=describe_settings(plan.cells[0].spec))
+    save_figure(figure, output)
+    reused = len(plan.cells) - result.ran
+    print(f"wrote {output} ({plan.shape[0]}x{plan.shape[1]} cells: {result.ran} run in {result.seconds:.1f} s, "
+          f"{reused} from {store.root}) and {len(plan.cells)} cell images in {cells}/")
+    return 0
