@@ -192,3 +192,27 @@ def test_bf16_backbone_keeps_weights_and_close_losses(random_backbone, small_pai
     assert abs(a["style"] - b["style"]) < 0.05 * a["style"]
     with pytest.raises(DetstyleError, match="precision"):
         with_precision(random_backbone, "fp8")
+
+
+def test_extreme_style_shapes_are_stretched_to_the_minimum_side(random_backbone, small_pair):
+    """A 4 x 200 strip at a 32 px content: resized naively its short side is 1 px, which
+    crashed the pools (issue 19); each side is now at least MIN_SIDE."""
+    from transfer.core.schedules import MIN_SIDE
+    from transfer.core.stylizer import style_at
+
+    content, _ = small_pair
+    strip = np.random.default_rng(1).uniform(0, 1, (4, 200, 3)).astype(np.float32)
+    assert style_at(strip, (32, 32), 1.0).shape == (MIN_SIDE, 32, 3)
+    result = stylize(content, strip, random_backbone, make_spec(steps=1))
+    assert np.isfinite(result.history[0]["total"])
+
+
+def test_a_style_larger_than_the_limit_is_refused_before_allocation(small_pair):
+    from transfer.core.schedules import MAX_STYLE_SIDE
+    from transfer.core.stylizer import style_at
+    from transfer.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"limit is {MAX_STYLE_SIDE} px"):
+        make_spec(size=64, style_scale=200.0)  # the 12800 px style that segfaulted TensorFlow
+    with pytest.raises(UsageError, match="--style-scale 200"):
+        style_at(small_pair[1], (64, 64), 200.0)  # library callers without a size in the spec

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 from transfer.backbones.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, layer_preset
 from transfer.core.features import LAYER_PRESETS, LayerSpec
-from transfer.core.schedules import SCHEDULES
+from transfer.core.schedules import MAX_STYLE_SIDE, SCHEDULES
 from transfer.core.style_transforms import STYLE_TRANSFORMS
 from transfer.errors import DetstyleError, UsageError
 
@@ -192,6 +192,10 @@ def _validate(spec: RunSpec) -> None:
         value = getattr(spec, name)
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise UsageError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+    if spec.size is not None and spec.style_scale is not None and spec.size * spec.style_scale > MAX_STYLE_SIDE:
+        raise UsageError(f"--style-scale {spec.style_scale:g} at --size {spec.size} asks for a "
+                         f"{round(spec.size * spec.style_scale)} px style; the limit is {MAX_STYLE_SIDE} px on its "
+                         "longest side (lower --style-scale or --size)")
     for name in ("learning_rate", "style_scale"):
         if getattr(spec, name) == 0:
             raise UsageError(f"--{name.replace('_', '-')} must be > 0")

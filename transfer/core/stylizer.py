@@ -26,7 +26,7 @@ from transfer.backbones.load import Backbone
 from transfer.core.colour import luminance_transfer, match_colour_statistics
 from transfer.core.objective import Objective, Styles, build_objective
 from transfer.core.optimizers import AdamState, NonFiniteLoss, StepCallback, run_adam, run_lbfgs
-from transfer.core.schedules import LBFGS_MEMORY, MIN_SIDE, Stage, stages_for
+from transfer.core.schedules import LBFGS_MEMORY, MAX_STYLE_SIDE, MIN_SIDE, Stage, stages_for
 from transfer.core.spec import RunSpec
 from transfer.core.targets import TargetCache
 from transfer.errors import DetstyleError, DivergenceError, UsageError
@@ -141,13 +141,20 @@ def _as_styles(style) -> list[tuple[np.ndarray, float]]:
 
 
 def style_at(style: np.ndarray, content_size: tuple[int, int], style_scale: float | None) -> np.ndarray:
-    """The style with its longest side `style_scale` x the content's (None: left as it is)."""
+    """The style with its longest side `style_scale` x the content's (None: left as it is).
+
+    Each side is at least MIN_SIDE px (a 10000 x 10 strip is stretched, not fed to the pools as
+    0 px), and a longest side above MAX_STYLE_SIDE is refused rather than allocated.
+    """
     if style_scale is None:
         return style
     target = max(MIN_SIDE, round(max(content_size) * style_scale))
+    if target > MAX_STYLE_SIDE:
+        raise UsageError(f"--style-scale {style_scale:g} asks for a {target} px style; the limit is "
+                         f"{MAX_STYLE_SIDE} px on its longest side (lower --style-scale or --size)")
     h, w = style.shape[:2]
     f = target / max(h, w)
-    return resize_array(style, (max(1, round(h * f)), max(1, round(w * f))))
+    return resize_array(style, (max(MIN_SIDE, round(h * f)), max(MIN_SIDE, round(w * f))))
 
 
 def initial_pixels(contents: np.ndarray, styles: Styles, spec: RunSpec, init_image: np.ndarray | None) -> np.ndarray:
