@@ -21,4 +21,5 @@ Modules:
   `report`                 JSON files and the RESULTS.md table
   `run`                    the command line
   `readme`                 the README's benchmark figures, rendered from bench/results/*.json
+  `rerender`               RESULTS.md and fast_schedule_*.md re-rendered from their committed JSON
 """

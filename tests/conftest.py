@@ -1,6 +1,7 @@
 """Shared fixtures (small images, backbones built once per session) and the CI skip guard."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +31,16 @@ def small_pair():
     style[:, ::4] = [0.1, 0.2, 0.9]
     style[:, 2::4] = [0.9, 0.3, 0.1]
     return content, style
+
+
+def interrupt_at(step: int, sig: int = signal.SIGINT):
+    """A stylize callback that sends `sig` to this process (what Ctrl-C does) when the run reaches `step`."""
+
+    def callback(info):
+        if info.step == step:
+            os.kill(os.getpid(), sig)
+
+    return callback
 
 
 @pytest.fixture

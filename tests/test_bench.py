@@ -334,3 +334,13 @@ def test_a_hand_edited_figure_is_caught():
     assert readme.stale(edited, readme.load()) == ["floors"]
     with pytest.raises(ValueError, match="missing"):
         readme.regions(text.replace("<!-- /bench:xla -->", ""))
+
+
+def test_rerender_reproduces_the_committed_markdown():
+    """`python -m bench.rerender` is the command behind RESULTS.md and fast_schedule_512.md."""
+    from bench import rerender
+
+    texts = rerender.rendered()
+    assert {p.name for p in texts} == {"RESULTS.md", "fast_schedule_512.md"}
+    for path, text in texts.items():
+        assert path.read_text(encoding="utf-8") == text, path.name

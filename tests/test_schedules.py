@@ -3,11 +3,11 @@
 Tiny sizes and the random backbone; no timing assertions (the bench measures time).
 """
 
-import os
-import signal
 
 import numpy as np
 import pytest
+
+from tests.conftest import interrupt_at
 
 from transfer.core import schedules
 from transfer.core.schedules import FAST, AdamSettings, stages_for
@@ -110,13 +110,8 @@ def test_fast_schedule_resumes_at_the_stage_it_was_stopped_in(random_backbone, p
     content, style = pair64
     spec = make_spec(recipe="tutorial", schedule="fast", steps=12)  # stages of 2, 3, 4, 3 iterations
     state = tmp_path / "fast.ckpt.npz"
-
-    def stop_at_7(info):
-        if info.step == 7:
-            os.kill(os.getpid(), signal.SIGINT)
-
     with pytest.raises(Interrupted, match="step 7"):
-        stylize(content, style, random_backbone, spec, callback=stop_at_7, state_path=state)
+        stylize(content, style, random_backbone, spec, callback=interrupt_at(7), state_path=state)
     saved = RunState.load(state)
     assert (saved.stage_index, saved.steps_done) == (2, 2)  # 2 + 3 steps done, then 2 of 4 in stage 2
     resumed = stylize(content, style, random_backbone, spec, resume=saved, state_path=state)

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, interrupt_at
 from transfer.core.spec import BackboneRef, ImageRef, RunSpec, make_spec
 from transfer.errors import DetstyleError, UsageError
 
@@ -154,21 +154,14 @@ def test_lbfgs_divergence_keeps_the_last_good_image(random_backbone, small_pair)
 
 
 def test_lbfgs_run_resumes_from_its_saved_image(random_backbone, small_pair, tmp_path):
-    import signal
-
     from transfer.core.stylizer import stylize
     from transfer.io.run_state import Interrupted, RunState
 
     content, style = small_pair
     spec = make_spec(steps=8, optimizer="lbfgs")
     state = tmp_path / "l.ckpt.npz"
-
-    def stop_at_3(info):
-        if info.step == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-
     with pytest.raises(Interrupted, match="step 3"):
-        stylize(content, style, random_backbone, spec, callback=stop_at_3, state_path=state)
+        stylize(content, style, random_backbone, spec, callback=interrupt_at(3), state_path=state)
     saved = RunState.load(state)
     assert (saved.stage_index, saved.steps_done, saved.m) == (0, 3, None)  # no Adam moments for L-BFGS
     first = []

@@ -1,12 +1,12 @@
 """Issue-5 options: each one changes the output in the expected direction (tiny sizes)."""
 
 import dataclasses
-import os
 import signal
-import threading
 
 import numpy as np
 import pytest
+
+from tests.conftest import interrupt_at
 
 from transfer.core.colour import luminance_transfer, match_colour_statistics, rgb_to_yiq
 from transfer.core.schedules import scale_sizes
@@ -100,13 +100,8 @@ def test_resume_equals_uninterrupted(random_backbone, small_pair, tmp_path):
     cfg = make_spec(steps=8, scales=2)
     full = stylize(content, style, random_backbone, cfg)
     state = tmp_path / "run.ckpt.npz"
-
-    def stop_after_five(info):
-        if info.step == 5:
-            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
-
     with pytest.raises(Interrupted, match="step 5"):
-        stylize(content, style, random_backbone, cfg, callback=stop_after_five, state_path=state)
+        stylize(content, style, random_backbone, cfg, callback=interrupt_at(5), state_path=state)
     saved = RunState.load(state)
     assert (saved.stage_index, saved.steps_done) == (0, 5)
     resumed = stylize(content, style, random_backbone, cfg, resume=saved, state_path=state)
@@ -116,13 +111,9 @@ def test_resume_equals_uninterrupted(random_backbone, small_pair, tmp_path):
 
 def test_sigterm_also_saves_state(random_backbone, small_pair, tmp_path):
     state = tmp_path / "t.ckpt.npz"
-
-    def terminate(info):
-        if info.step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-
     with pytest.raises(Interrupted):
-        stylize(*small_pair, random_backbone, make_spec(steps=6), callback=terminate, state_path=state)
+        stylize(*small_pair, random_backbone, make_spec(steps=6), callback=interrupt_at(2, signal.SIGTERM),
+                state_path=state)
     assert RunState.load(state).steps_done == 2
 
 

@@ -23,6 +23,7 @@ from transfer.errors import DetstyleError, UsageError
 
 DEFAULT_BACKBONES = "vgg16-mri,random"
 DEFAULT_PRESETS = "gatys"
+FIGURE_FORMATS = ("png", "jpg")
 CAPTION = ("random: a seeded VGG16, He-normal then LSUV-calibrated to unit activation variance, the best "
            "untrained weights can do (a control, not trained weights). Metrics: transfer.quality, scored by "
            "a judge network that is none of the compared backbones.")
@@ -45,6 +46,9 @@ def add_command(sub) -> None:
                    help=f"comma-separated layer presets ({', '.join(LAYER_PRESETS)}; default {DEFAULT_PRESETS})")
     p.add_argument("--cross-matrix", action="store_true",
                    help="also score each backbone's output with every compared backbone's own style loss")
+    p.add_argument("--figure-format", choices=FIGURE_FORMATS, default="png",
+                   help="raster format of comparison.* (default png; jpg is about a tenth the size); a PDF is "
+                        "always written too")
     p.add_argument("-o", "--out-dir", required=True, help="output directory (created; reruns reuse finished runs)")
     add_run_options(p, size=256, steps=200, one_backbone=False)
     p.set_defaults(func=cmd_compare)
@@ -100,9 +104,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     finally:
         close()
     cross = cross_matrix(plan.runs, store, seed=args.seed) if args.cross_matrix else None
-    _write_outputs(out, plan, store, records, cross, args.argv)
+    _write_outputs(out, plan, store, records, cross, args)
     _print_table(records)
-    print(f"wrote {out / 'comparison.png'}, comparison.pdf, metrics.json, metrics.csv, comparison.md")
+    print(f"wrote {out / ('comparison.' + args.figure_format)}, comparison.pdf, metrics.json, metrics.csv, "
+          "comparison.md")
     return 0
 
 
@@ -124,7 +129,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _write_outputs(out: Path, plan, store, records: list[dict], cross, args_line: list[str]) -> None:
+def _write_outputs(out: Path, plan, store, records: list[dict], cross, args: argparse.Namespace) -> None:
     from transfer.io.figures import image_table
     from transfer.io.images import atomic_write, save_image
     from transfer.jobs.compare import figure_panels, markdown_table, metrics_rows, result_name
@@ -135,9 +140,9 @@ def _write_outputs(out: Path, plan, store, records: list[dict], cross, args_line
     title = (f"{spec.size}px · {spec.steps} {spec.optimizer or spec.schedule} steps · seed {spec.seed} · "
              f"same settings for every backbone")
     row_labels, column_labels, images = figure_panels(plan.runs, store)
-    image_table(row_labels, column_labels, images, [out / "comparison.png", out / "comparison.pdf"], title=title,
-                caption=CAPTION)
-    payload = {"command": "detstyle " + shlex.join(args_line), "version": _version(), "skipped": plan.skipped,
+    image_table(row_labels, column_labels, images, [out / f"comparison.{args.figure_format}", out / "comparison.pdf"],
+                title=title, caption=CAPTION)
+    payload = {"command": "detstyle " + shlex.join(args.argv), "version": _version(), "skipped": plan.skipped,
                "runs": records}
     if cross is not None:
         payload["cross_backbone"] = cross

@@ -98,7 +98,7 @@ def _report_backbone(backbone, quiet: bool) -> None:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     from transfer.backbones.load import load_backbone
-    from transfer.core.run import check_resumable, run
+    from transfer.core.run import run
     from transfer.io.images import save_image
     from transfer.io.run_state import RunState
 
@@ -108,7 +108,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     spec = build_spec(args)
     resume = RunState.load(state_path) if args.resume else None
     if resume is not None:
-        check_resumable(spec, resume)
+        resume.check_matches(spec)  # before the backbone is loaded
     backbone = load_backbone(spec.backbone, seed=spec.seed)
     _report_backbone(backbone, args.quiet)
     every = args.save_every or (10 if args.progress_gif else None)

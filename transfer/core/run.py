@@ -36,14 +36,6 @@ def load_inputs(spec: RunSpec) -> RunInputs:
     return RunInputs(content, styles, init_image)
 
 
-def check_resumable(spec: RunSpec, state: RunState) -> None:
-    """Refuse a saved state made for another run, naming every field that differs."""
-    changed = spec.differences(state.spec)
-    if changed:
-        raise UsageError(f"the saved state was made for another run ({', '.join(changed)} differ); "
-                         "resume with the same inputs and options, or start again without --resume")
-
-
 def run(spec: RunSpec, callback=None, *, state_path: str | os.PathLike | None = None,
         resume: RunState | None = None, backbone=None):
     """Stylise what `spec` names; `backbone` may be passed when already loaded for this spec."""
@@ -51,7 +43,7 @@ def run(spec: RunSpec, callback=None, *, state_path: str | os.PathLike | None = 
     from transfer.core.stylizer import stylize
 
     if resume is not None:
-        check_resumable(spec, resume)
+        resume.check_matches(spec)  # before anything heavy is loaded
     inputs = load_inputs(spec)
     backbone = backbone or load_backbone(spec.backbone, seed=spec.seed)
     return stylize(inputs.content, inputs.styles, backbone, spec, callback, init_image=inputs.init_image,

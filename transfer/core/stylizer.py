@@ -225,16 +225,10 @@ def _divergence(exc: NonFiniteLoss, offset: int, progress: _Progress, objective:
 
 def _check_inputs(spec: RunSpec, backbone: Backbone, resume: RunState | None) -> None:
     if spec.backbone is not None and backbone.ref != spec.backbone:
-        changed = ", ".join(f"backbone.{d}" for d in _fields_differing(backbone.ref, spec.backbone))
+        changed = ", ".join(spec.differences(dataclasses.replace(spec, backbone=backbone.ref)))
         raise DetstyleError(f"the backbone given differs from the spec's ({changed})")
     if resume is not None:
-        from transfer.core.run import check_resumable
-
-        check_resumable(spec, resume)
-
-
-def _fields_differing(a, b) -> list[str]:
-    return [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+        resume.check_matches(spec)
 
 
 def stylize(

@@ -18,19 +18,14 @@ and the style transform); the statistic kind is the objective's class (it fixes 
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
+from transfer.io.images import pixel_digest
+
 __all__ = ["TargetCache", "pixel_digest"]
-
-
-def pixel_digest(image: np.ndarray) -> str:
-    """sha256 of an array's float32 pixels and shape: the same digest means the same input."""
-    pixels = np.ascontiguousarray(image, np.float32)
-    return hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
 
 
 class TargetCache:

@@ -72,28 +72,28 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
 
 def image_ref(path: str | os.PathLike, weight: float = 1.0):
     """The `ImageRef` of an image file: its path and the sha256 of its bytes (checked to exist)."""
-    import hashlib
-
     from transfer.core.spec import ImageRef
+    from weights.checksum import sha256
 
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file" if not path.exists() else f"{path}: is not a regular file")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return ImageRef(str(path), digest.hexdigest(), weight)
+    return ImageRef(str(path), sha256(path), weight)
+
+
+def pixel_digest(image: np.ndarray) -> str:
+    """sha256 of an array's float32 pixels and shape: the same digest means the same input."""
+    import hashlib
+
+    pixels = np.ascontiguousarray(image, np.float32)
+    return hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
 
 
 def array_ref(image: np.ndarray, source: str, weight: float = 1.0):
-    """The `ImageRef` of an in-memory image (e.g. the demo's generated style): sha256 of its float32 pixels."""
-    import hashlib
-
+    """The `ImageRef` of an in-memory image (e.g. the demo's generated style): its `pixel_digest`."""
     from transfer.core.spec import ImageRef
 
-    pixels = np.ascontiguousarray(image, np.float32)
-    return ImageRef(source, hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest(), weight)
+    return ImageRef(source, pixel_digest(image), weight)
 
 
 def load_ref(ref, max_side: int | None = None) -> np.ndarray:

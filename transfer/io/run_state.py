@@ -38,6 +38,15 @@ class RunState:
     history: list[dict]
     spec: dict  # RunSpec.to_dict() of the run that saved it
 
+    def check_matches(self, spec) -> None:
+        """Refuse a state made for another run, naming every field of the `RunSpec` that differs."""
+        from transfer.errors import UsageError
+
+        changed = spec.differences(self.spec)
+        if changed:
+            raise UsageError(f"the saved state was made for another run ({', '.join(changed)} differ); "
+                             "resume with the same inputs and options, or start again without --resume")
+
     def save(self, path: str | os.PathLike) -> Path:
         arrays = {"param": self.param}
         if self.m is not None:

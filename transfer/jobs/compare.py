@@ -114,8 +114,7 @@ def _run_one(run: ComparisonRun, backbone, store: RunStore, callback) -> dict:
         "final_losses": {k: float(v) for k, v in result.history[-1].items()},
         "metrics": score(result.image, inputs.content, inputs.styles[0][0]),
     }
-    store.save(run.spec, result.image, record)
-    return store.record(run.spec)
+    return store.save(run.spec, result.image, record)
 
 
 def cross_matrix(runs: Sequence[ComparisonRun], store: RunStore, *, seed: int = 0) -> list[dict]:

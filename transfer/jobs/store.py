@@ -53,10 +53,11 @@ class RunStore:
     def load(self, spec: RunSpec) -> np.ndarray:
         return load_image(self.image_path(spec))
 
-    def save(self, spec: RunSpec, image: np.ndarray, record: dict) -> Path:
-        """Write the image, then the record (the record marks the run as finished)."""
+    def save(self, spec: RunSpec, image: np.ndarray, record: dict) -> dict:
+        """Write the image, then the record (the record marks the run as finished); return the record."""
         self.root.mkdir(parents=True, exist_ok=True)
         save_image(image, self.image_path(spec))
-        text = json.dumps({**record, "spec": spec.to_dict(), "digest": spec.digest()}, indent=1)
+        full = {**record, "spec": spec.to_dict(), "digest": spec.digest()}
+        text = json.dumps(full, indent=1)
         atomic_write(self.record_path(spec), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        return self.image_path(spec)
+        return full
