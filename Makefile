@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat setup.py requirements-dev.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-quick bench-headline bench-memory bench-readme venv clean
+.PHONY: demo test bench bench-quick bench-headline bench-memory bench-readme pipeline-figure venv clean
 
 $(STAMP): setup.py requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(STAMP): setup.py requirements-dev.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m transfer demo --out-dir out
+	$(PY) -m transfer demo --out-dir out --overwrite
 	@echo "see out/demo.png and out/demo_figure.png"
 
 # pytest exits 5 when it collected no test: treat that as a failure, never as green.
@@ -52,6 +52,15 @@ bench-memory: $(STAMP)
 # the README's benchmark figures, rewritten from bench/results/*.json (after any bench-* run)
 bench-readme: $(STAMP)
 	$(PY) -m bench.readme
+
+# the README's pipeline figure (issue 20): a generated VOC set, a short detector training from vgg16-mri,
+# then the comparison before/after and the per-layer movement, into docs/pipeline/ (needs ../shared/images)
+pipeline-figure: $(STAMP)
+	$(PY) -m transfer make-voc out/shapes --images 32 --seed 0 --overwrite
+	$(PY) -m transfer pipeline --data out/shapes --init vgg16-mri --train-steps 30 --batch-size 8 \
+	    --warmup-steps 10 --train-precision fp32 --content ../shared/images/golden_gate.jpg \
+	    --styles ../shared/images/starry_night.jpg --size 128 --steps 100 --figure-format jpg \
+	    -o docs/pipeline --overwrite
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["models", "models.*", "transfer", "transfer.*", "weights", "weights.*"]),
+    packages=find_packages(include=["detection", "detection.*", "models", "models.*", "transfer", "transfer.*", "weights", "weights.*"]),
     install_requires=[
         "tensorflow>=2.16",  # Keras 3 functional API, tf.function
         "numpy>=1.26",

@@ -60,6 +60,7 @@ class Results:
     batching: dict
     floors: list
     grid_cost: dict
+    detector_speed: dict
 
 
 def load(results: Path = RESULTS) -> Results:
@@ -75,7 +76,8 @@ def load(results: Path = RESULTS) -> Results:
                    curve=read("tutorial_curve_512.json"), memory=read("memory_2048.json"),
                    jit=read("jit_compile.json"), environment=envelope("environment"),
                    step_time=envelope("step_time"), time_to_target=envelope("time_to_target"),
-                   batching=envelope("batching"), floors=envelope("floors"), grid_cost=read("grid_cost.json"))
+                   batching=envelope("batching"), floors=envelope("floors"), grid_cost=read("grid_cost.json"),
+                   detector_speed=read("detector_speed.json"))
 
 
 # ---------------------------------------------------------------- formatting
@@ -479,6 +481,24 @@ def grid_cost_section(results: Results) -> str:
     return "\n".join([_para(intro), "", *_table(["what", "wall time"], ["---", "---:"], rows)])
 
 
+def detector_speed_section(results: Results) -> str:
+    """`bench.detector_speed`: SSD300 training step, input pipeline and detection times."""
+    d = results.detector_speed
+    rows = [[f"training step, {r['precision']}, batch {r['batch']} at {r['size']}² (every layer trained)",
+             f"{r['step_s']:.2f} s ({r['step_s_per_image']:.2f} s per image)"] for r in d["training"]]
+    by = {r["precision"]: r for r in d["training"]}
+    if {"fp32", "bf16"} <= set(by):
+        rows.append(["bf16 / fp32 step", f"{_x(by['fp32']['step_s'] / by['bf16']['step_s'])} faster"])
+    p, det = d["pipeline"], d["detection"]
+    rows += [[f"input pipeline (decode, SSD augmentations, prior matching), batch {p['batch']}",
+              f"{p['images_per_s']:.0f} images/s"],
+             [f"detection at {det['size']}² (network {det['forward_s']:.3f} s, post-processing "
+              f"{det['postprocess_s']:.3f} s)", f"{det['per_image_s']:.3f} s per image"]]
+    intro = (f"`{d['command'].strip()}` (`detector_speed.json`, {d['cpu_count']} cores, load average "
+             f"{d['load_average']:.1f} while it ran). Bottleneck: {d['bottleneck']}.")
+    return "\n".join([_para(intro), "", *_table(["what", "time"], ["---", "---:"], rows)])
+
+
 #: Region name -> its renderer.  Every name appears exactly once in README.md.
 SECTIONS: dict[str, Callable[[Results], str]] = {
     "optimizer-race": race_section,
@@ -490,6 +510,7 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "memory": memory_section,
     "step-times": step_times_section,
     "grid-cost": grid_cost_section,
+    "detector-speed": detector_speed_section,
 }
 
 

@@ -1,4 +1,4 @@
-"""Box arithmetic for SSD: conversions, IoU, offset encoding, matching and NMS.
+"""Box arithmetic for SSD: conversions, IoU, offset encoding and matching (NMS: `models.detection_output`).
 
 These follow ssd.pytorch's `layers/box_utils.py` so that a converted checkpoint decodes
 exactly as it did in PyTorch.  Everything accepts NumPy arrays or tensors and returns
@@ -126,52 +126,3 @@ def match(
     loc = encode(tf.gather(truths, best_truth_idx), priors, variances)
     loc = tf.where(conf[:, None] > 0, loc, 0.0)  # no (possibly inf) targets on background
     return loc, conf
-
-
-def nms(
-    boxes,
-    scores,
-    conf_threshold: float = 0.01,
-    iou_threshold: float = 0.45,
-    top_k: int = 200,
-) -> dict[str, tf.Tensor]:
-    """Per-class non-maximum suppression of one image's decoded boxes.
-
-    For each foreground class c (column 1.. of `scores`): keep boxes with score >
-    `conf_threshold`, take the `top_k` best (ssd.pytorch restricts NMS to those), suppress
-    any box overlapping a kept one by IoU > `iou_threshold`.  Finally the `top_k` best over
-    all classes are returned, sorted by score.  Classes never suppress each other.
-
-    Args:
-      boxes: `(N, 4)` point-form boxes.
-      scores: `(N, C)` class probabilities, column 0 background.
-
-    Returns:
-      `{"boxes": (K, 4), "scores": (K,), "labels": (K,) int32 in 1..C-1}`.
-    """
-    boxes = _as_boxes(boxes)
-    scores = tf.convert_to_tensor(scores, tf.float32)
-    kept_boxes, kept_scores, kept_labels = [], [], []
-    for c in range(1, scores.shape[-1]):
-        class_scores = scores[:, c]
-        candidates = tf.where(class_scores > conf_threshold)[:, 0]
-        class_scores = tf.gather(class_scores, candidates)
-        best = tf.math.top_k(class_scores, k=tf.minimum(top_k, tf.size(class_scores)))
-        cand_boxes = tf.gather(boxes, tf.gather(candidates, best.indices))
-        keep = tf.image.non_max_suppression(cand_boxes, best.values, top_k, iou_threshold)
-        kept_boxes.append(tf.gather(cand_boxes, keep))
-        kept_scores.append(tf.gather(best.values, keep))
-        kept_labels.append(tf.fill(tf.shape(keep), c))
-    if not kept_boxes:
-        return {
-            "boxes": tf.zeros([0, 4]),
-            "scores": tf.zeros([0]),
-            "labels": tf.zeros([0], tf.int32),
-        }
-    all_scores = tf.concat(kept_scores, 0)
-    order = tf.math.top_k(all_scores, k=tf.minimum(top_k, tf.size(all_scores))).indices
-    return {
-        "boxes": tf.gather(tf.concat(kept_boxes, 0), order),
-        "scores": tf.gather(all_scores, order),
-        "labels": tf.cast(tf.gather(tf.concat(kept_labels, 0), order), tf.int32),
-    }

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from models import box_utils
+from models.detection_output import postprocess
 from models.multibox_loss import MultiBoxLoss, Target, match_batch, multibox_loss
 from models.priors import VOC_300, PriorConfig, prior_boxes
 from models.vgg16 import VGG16_BLOCKS, until_stage5
@@ -234,10 +234,10 @@ def detect(
     nms_iou: float = 0.45,
     top_k: int = 200,
 ) -> list[dict[str, np.ndarray]]:
-    """Run the detector and post-process as ssd.pytorch's `Detect`.
+    """Run the detector and post-process exactly as ssd.pytorch's `Detect`.
 
-    Softmax over classes, decode offsets with the config's variances, per-class NMS
-    (see :func:`models.box_utils.nms`).
+    See :mod:`models.detection_output`: softmax over classes, decode with the config's
+    variances, per-class NMS keeping at most `top_k` per class, no cut across classes.
 
     Args:
       images: `(B, size, size, 3)` already preprocessed.
@@ -246,20 +246,17 @@ def detect(
       One dict per image: `boxes (K, 4)` xmin, ymin, xmax, ymax clipped to [0, 1],
       `scores (K,)`, `labels (K,)` int in 1..num_classes-1, best first.
     """
-    priors = _priors_for(model, config)
+    priors = _priors_for(model, config).numpy()
     loc, conf = model(tf.convert_to_tensor(images, tf.float32), training=False)
-    probs = tf.nn.softmax(conf, axis=-1)
     results = []
-    for b in range(loc.shape[0]):
-        boxes = box_utils.decode(loc[b], priors, config.variances)
-        found = box_utils.nms(boxes, probs[b], conf_threshold, nms_iou, top_k)
-        results.append(
-            {
-                "boxes": np.clip(found["boxes"].numpy(), 0.0, 1.0),
-                "scores": found["scores"].numpy(),
-                "labels": found["labels"].numpy().astype(np.int64),
-            }
-        )
+    for image_loc, image_conf in zip(np.asarray(loc), np.asarray(conf)):
+        found = postprocess(image_loc, image_conf, priors, config.variances, conf_threshold, nms_iou, top_k)
+        found.sort(key=lambda item: -item[1])  # stable: equal scores keep class, then NMS, order
+        results.append({
+            "boxes": np.clip(np.array([box for _, _, box in found], np.float32).reshape(-1, 4), 0.0, 1.0),
+            "scores": np.array([score for _, score, _ in found], np.float32),
+            "labels": np.array([c for c, _, _ in found], np.int64),
+        })
     return results
 
 

@@ -303,10 +303,22 @@ def test_grid_cost_file_is_what_the_bench_writes():
     assert len(data["grid_seconds"]) == args.repeats
 
 
+def test_detector_speed_file_is_what_the_bench_writes():
+    from bench import detector_speed
+
+    text, data = _committed("detector_speed.json")
+    assert detector_speed.to_json(data) == text
+    assert data["command"].startswith("python -m bench.detector_speed")
+    assert data["bottleneck"] == detector_speed.bottleneck(data["training"], data["pipeline"])
+    by_precision = {row["precision"]: row for row in data["training"]}
+    for row in by_precision.values():
+        assert row["step_s_per_image"] == pytest.approx(row["step_s"] / row["batch"])
+
+
 def test_every_results_file_is_checked_here():
     """A new results file in bench/results needs its own check above (images the races save are not results)."""
     checked = {"optimizer_race_512.json", "memory_2048.json", "jit_compile.json", "tutorial_curve_512.json",
-               "fast_schedule_512.json", "fast_schedule_512.md", "RESULTS.md", "grid_cost.json",
+               "fast_schedule_512.json", "fast_schedule_512.md", "RESULTS.md", "grid_cost.json", "detector_speed.json",
                *(f"{name}.json" for name in ("environment", "time_to_target", "step_time", "batching", "floors"))}
     assert {p.name for p in RESULTS.iterdir() if p.suffix in (".json", ".md")} == checked
 

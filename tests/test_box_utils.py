@@ -141,42 +141,6 @@ def test_match_shared_best_prior_goes_to_later_truth_and_empty_image():
 
 
 # ---------------------------------------------------------------------------------------
-# NMS
-# ---------------------------------------------------------------------------------------
-
-
-def _scores(rows: list[tuple[int, float]], num_classes: int = 4) -> np.ndarray:
-    scores = np.zeros((len(rows), num_classes), np.float32)
-    for n, (label, score) in enumerate(rows):
-        scores[n, label] = score
-        scores[n, 0] = 1 - score
-    return scores
-
-
-def test_nms_same_class_overlap_keeps_one():
-    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5]], np.float32)  # IoU ~0.9
-    found = box_utils.nms(boxes, _scores([(2, 0.9), (2, 0.8)]))
-    assert found["labels"].numpy().tolist() == [2]
-    np.testing.assert_allclose(found["scores"], [0.9])
-    np.testing.assert_allclose(found["boxes"], boxes[:1])
-
-
-def test_nms_different_classes_do_not_suppress_each_other():
-    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5]], np.float32)
-    found = box_utils.nms(boxes, _scores([(1, 0.9), (3, 0.8)]))
-    assert found["labels"].numpy().tolist() == [1, 3]
-    np.testing.assert_allclose(found["scores"], [0.9, 0.8])
-
-
-def test_nms_threshold_top_k_and_low_overlap():
-    boxes = np.array([[0.0, 0.0, 0.2, 0.2], [0.5, 0.5, 0.7, 0.7], [0.8, 0.8, 0.9, 0.9]], np.float32)
-    found = box_utils.nms(boxes, _scores([(1, 0.6), (1, 0.7), (1, 0.005)]))
-    assert found["scores"].numpy().tolist() == pytest.approx([0.7, 0.6])  # 0.005 <= 0.01 dropped
-    found = box_utils.nms(boxes, _scores([(1, 0.6), (1, 0.7), (2, 0.5)]), top_k=2)
-    assert found["labels"].numpy().tolist() == [1, 1]
-
-
-# ---------------------------------------------------------------------------------------
 # MultiBox loss
 # ---------------------------------------------------------------------------------------
 

@@ -179,7 +179,7 @@ def test_grid_writes_the_figure_and_every_cell_and_a_rerun_runs_nothing(images, 
     status, out, err = _main(capsys, *_grid_args(images, output))
     assert status == 0, err
     assert "4 run" in out and "0 from" in out
-    cells = sorted(p.name for p in (tmp_path / "out" / "grid_cells").iterdir())
+    cells = sorted(p.name for p in (tmp_path / "out" / "grid_cells").glob("*.png"))
     assert cells == ["a_house__dots.png", "a_house__waves.png", "b_street__dots.png", "b_street__waves.png"]
     store_dir = tmp_path / "out" / "detstyle-cache"
     plan = _plan(images)
@@ -202,6 +202,8 @@ def test_grid_writes_the_figure_and_every_cell_and_a_rerun_runs_nothing(images, 
     monkeypatch.setattr(transfer.core.stylizer, "stylize", no_optimisation)
     monkeypatch.setattr(transfer.backbones.load, "load_backbone", no_optimisation)
     status, out, err = _main(capsys, *_grid_args(images, output))
+    assert status == 1 and "grid.png: already exists; pass --overwrite" in err  # the figure is never clobbered
+    status, out, err = _main(capsys, *_grid_args(images, output), "--overwrite")
     assert status == 0, err
     assert "0 run" in out and "4 from" in out
     assert np.array_equal(np.asarray(Image.open(output).convert("RGB")), figure)  # same cache, same figure
@@ -345,7 +347,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(images, tmp_path, capsys, case
     elif case == "output dir is a file":
         (tmp_path / "file").write_text("x")
         args[args.index(output)] = tmp_path / "file" / "grid.png"
-        named = "is a file"
+        named = "file is not a directory"
     elif case == "unreadable backbone":
         weights = tmp_path / "weights.pth"
         weights.write_bytes(b"this is not a checkpoint")
@@ -366,10 +368,8 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(images, tmp_path, capsys, case
 def test_a_bad_option_value_is_a_usage_error(images, tmp_path, capsys):
     args = _grid_args(images, tmp_path / "grid.png")
     args[args.index("--steps") + 1] = "0"
-    with pytest.raises(SystemExit) as exit_:
-        _main(capsys, *args)
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and "--steps" in err and "Traceback" not in err
+    status, _, err = _main(capsys, *args)
+    assert status == 2 and "--steps" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------- the cost bench

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfer.errors import DetstyleError, ImageError
+from transfer.errors import OutputError, DetstyleError, ImageError
 from transfer.io.images import load_image, save_image
 
 
@@ -17,8 +17,28 @@ def test_reads_rgb_and_resizes_longest_side(tmp_path):
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16"])
 def test_other_modes_become_rgb(tmp_path, mode):
     path = tmp_path / ("x.tif" if mode in ("CMYK", "I;16") else "x.png")
-    Image.new("RGB", (8, 6), (200, 100, 50)).convert(mode).save(path)
-    assert load_image(path).shape == (6, 8, 3)
+    if mode == "P":  # an explicit palette: Pillow's own RGB -> P would dither to the web palette
+        image = Image.new("P", (8, 6), 1)
+        image.putpalette([0, 0, 0, 200, 100, 50])
+    else:
+        image = Image.new("RGB", (8, 6), (200, 100, 50)).convert(mode)
+    image.save(path)
+    grey = round(200 * 0.299 + 100 * 0.587 + 50 * 0.114)  # ITU-R 601 luma, Pillow's RGB -> L
+    expected = {"L": (grey,) * 3, "I;16": (grey,) * 3, "P": (200, 100, 50), "RGBA": (200, 100, 50),
+                "CMYK": (200, 100, 50)}[mode]
+    loaded = load_image(path)
+    assert loaded.shape == (6, 8, 3)
+    assert np.abs(loaded * 255 - np.array(expected)).max() <= 1.0
+
+
+def test_sixteen_bit_range_and_transparency_are_honoured(tmp_path):
+    deep = np.full((4, 4), 65535, np.uint16)
+    deep[0, 0] = 0
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    loaded = load_image(tmp_path / "deep.png")
+    assert loaded[1, 1].tolist() == [1.0, 1.0, 1.0] and loaded[0, 0].tolist() == [0.0, 0.0, 0.0]  # not clipped to 255/65535
+    Image.new("RGBA", (4, 4), (10, 20, 30, 0)).save(tmp_path / "clear.png")
+    assert load_image(tmp_path / "clear.png").min() == 1.0  # fully transparent: the white background
 
 
 def test_exif_rotation_is_applied(tmp_path):
@@ -57,7 +77,7 @@ def test_save_is_atomic_and_keeps_previous_file_on_failure(tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", failing_save)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="out.png: cannot write .disk full."):
         save_image(np.ones((4, 4, 3), np.float32), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]

@@ -107,13 +107,14 @@ def test_random_control_does_not_reseed_the_global_rngs():
 def test_loading_an_image_leaves_pillows_process_wide_limit_alone(tmp_path):
     from PIL import Image
 
-    from transfer.io.images import MAX_PIXELS, load_image
+    from transfer.io.images import load_image
+    from transfer.limits import current
 
     path = tmp_path / "x.png"
     Image.new("RGB", (8, 6)).save(path)
     before = Image.MAX_IMAGE_PIXELS
     assert load_image(path).shape == (6, 8, 3)
-    assert Image.MAX_IMAGE_PIXELS == before != MAX_PIXELS
+    assert Image.MAX_IMAGE_PIXELS == before != current().image_pixels
 
 
 def test_importing_the_toolkit_and_drawing_a_figure_write_no_environment_and_no_backend():

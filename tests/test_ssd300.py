@@ -188,7 +188,7 @@ def test_detect_on_a_real_ssd_returns_well_formed_results(ssd):
     x = np.random.default_rng(0).uniform(-120, 130, (1, 300, 300, 3)).astype(np.float32)
     (found,) = detect(ssd, x)
     k = len(found["scores"])
-    assert 0 < k <= 200
+    assert k > 0 and all(np.sum(found["labels"] == c) <= 200 for c in range(1, 21))  # top_k per class
     assert found["boxes"].shape == (k, 4) and found["labels"].shape == (k,)
     assert found["labels"].min() >= 1 and found["labels"].max() <= 20
     assert found["scores"].min() > 0.01

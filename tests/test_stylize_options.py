@@ -198,12 +198,15 @@ def test_extreme_style_shapes_are_stretched_to_the_minimum_side(random_backbone,
     assert np.isfinite(result.history[0]["total"])
 
 
-def test_a_style_larger_than_the_limit_is_refused_before_allocation(small_pair):
-    from transfer.core.schedules import MAX_STYLE_SIDE
-    from transfer.core.stylizer import style_at
-    from transfer.errors import UsageError
+def test_a_style_above_the_limit_is_made_as_large_as_allowed_with_a_notice(small_pair, caplog):
+    import logging
 
-    with pytest.raises(UsageError, match=f"limit is {MAX_STYLE_SIDE} px"):
-        make_spec(size=64, style_scale=200.0)  # the 12800 px style that segfaulted TensorFlow
-    with pytest.raises(UsageError, match="--style-scale 200"):
-        style_at(small_pair[1], (64, 64), 200.0)  # library callers without a size in the spec
+    from transfer.core.stylizer import style_at
+    from transfer.limits import Limits, using
+
+    with caplog.at_level(logging.INFO, "detstyle"), using(Limits(style_pixels=64 * 64)):
+        fitted = style_at(small_pair[1], (64, 64), 200.0)  # the 12800 px style that segfaulted TensorFlow
+    assert fitted.shape == (64, 64, 3)  # 12800 x sqrt(4096 / 12800^2) = 64 on each side
+    assert "style_pixels=4096" in caplog.text
+
+

@@ -53,12 +53,11 @@ def _random_state(shapes: dict[str, tuple[int, ...]], seed: int):
     return collections.OrderedDict((k, torch.randn(s, generator=gen)) for k, s in shapes.items())
 
 
-def _expanded_state(shapes: dict[str, tuple[int, ...]]):
-    """Full logical shapes from one-element storages (stride 0): tiny files, real shapes."""
+def _filled_state(shapes: dict[str, tuple[int, ...]]):
+    """Real shapes, each tensor filled with its index (its own storage, as every state dict has:
+    an expanded stride-0 tensor would be refused, see tests/test_weights_limits.py)."""
     torch = _torch()
-    return collections.OrderedDict(
-        (k, torch.full((1,) * len(s), float(i)).expand(*s)) for i, (k, s) in enumerate(shapes.items())
-    )
+    return collections.OrderedDict((k, torch.full(s, float(i))) for i, (k, s) in enumerate(shapes.items()))
 
 
 def _save(obj, path: Path, legacy: bool) -> Path:
@@ -155,7 +154,7 @@ def test_describe_reports_layout_and_parameters(ssd_files):
 
 @pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "zip"])
 def test_module_prefix_and_nesting_are_accepted(tmp_path, legacy):
-    state = _expanded_state(golden_ssd300_shapes())
+    state = _filled_state(golden_ssd300_shapes())
     prefixed = collections.OrderedDict(("module." + k, v) for k, v in state.items())
     path = _save({"state_dict": prefixed, "epoch": 3}, tmp_path / "dp.pth", legacy)
     ckpt = read_torch_pth(path)
@@ -163,14 +162,13 @@ def test_module_prefix_and_nesting_are_accepted(tmp_path, legacy):
     assert ckpt.meta["module_prefix_stripped"] is True
     assert ckpt.meta["nested_under"] == "state_dict"
     assert set(ckpt.tensors) == set(golden_ssd300_shapes())
-    # stride-0 storages are materialised at full size with the right values
     assert ckpt.tensors["vgg.31.weight"].shape == (1024, 512, 3, 3)
     assert np.all(ckpt.tensors["conf.5.bias"] == float(list(state).index("conf.5.bias")))
     assert ckpt.parameter_count == SSD_PARAMS
 
 
 def test_model_key_nesting(tmp_path):
-    state = _expanded_state(golden_reducedfc_shapes())
+    state = _filled_state(golden_reducedfc_shapes())
     ckpt = read_torch_pth(_save({"model": state}, tmp_path / "m.pth", legacy=False))
     assert ckpt.meta["nested_under"] == "model" and ckpt.layout == "vgg16-reducedfc-pth"
 
@@ -180,7 +178,7 @@ def test_other_class_counts_and_shapes_are_read_as_stored(tmp_path, legacy):
     """Shapes are not the reader's business: a COCO-shaped file and an odd kernel read as stored."""
     shapes = golden_ssd300_shapes(num_classes=81)
     shapes["vgg.12.weight"] = (256, 256, 5, 5)
-    ckpt = read_checkpoint(_save(_expanded_state(shapes), tmp_path / "coco.pth", legacy))
+    ckpt = read_checkpoint(_save(_filled_state(shapes), tmp_path / "coco.pth", legacy))
     assert ckpt.layout == "ssd300-pth"
     assert {k: a.shape for k, a in ckpt.tensors.items()} == shapes
     assert ckpt.tensors["conf.1.weight"].shape == (486, 1024, 3, 3)
@@ -344,7 +342,7 @@ def test_unknown_key_naming_is_refused_unless_lenient(tmp_path, legacy):
 
 @pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "zip"])
 def test_integer_weights_are_refused_unless_lenient(tmp_path, legacy):
-    state = _expanded_state(golden_reducedfc_shapes())
+    state = _filled_state(golden_reducedfc_shapes())
     state["0.bias"] = _torch().zeros(64, dtype=_torch().int64)
     path = _save(state, tmp_path / "ints.pth", legacy)
     with pytest.raises(WeightsError) as info:

@@ -20,3 +20,11 @@ class DivergenceError(DetstyleError):
 
 class UsageError(DetstyleError):
     """A combination of options the run cannot honour (the CLI exits 2, like argparse)."""
+
+
+class OutputError(DetstyleError):
+    """An output cannot be written where asked (missing or read-only folder, full disk)."""
+
+
+class OutputExists(OutputError):
+    """An output file exists (or appeared during the run) and replacing it was not allowed."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from weights.errors import WeightsError
+
 
 @dataclasses.dataclass
 class Checkpoint:
@@ -29,3 +31,37 @@ class Checkpoint:
     @property
     def parameter_count(self) -> int:
         return int(sum(a.size for a in self.tensors.values()))
+
+
+#: Elements per `np.isfinite` call: the temporary mask stays at 4 MiB whatever the tensor's size.
+FINITE_CHUNK = 1 << 22
+
+
+def non_finite_count(array: np.ndarray) -> int:
+    """How many NaN/inf values a float (or complex) array holds; 0 for other dtypes."""
+    if array.dtype.kind not in "fc":
+        return 0
+    flat = array.reshape(-1)
+    bad = 0
+    for start in range(0, flat.size, FINITE_CHUNK):
+        finite = np.isfinite(flat[start : start + FINITE_CHUNK])
+        bad += finite.size - int(np.count_nonzero(finite))
+    return bad
+
+
+def check_finite(checkpoint: Checkpoint, *, strict: bool = True) -> None:
+    """Refuse (strict) or note in `meta["problems"]` a checkpoint holding NaN or inf weights.
+
+    Why at load: a non-finite weight makes every loss NaN, which a run would otherwise report
+    much later as a divergence and blame on --learning-rate.
+    """
+    counts = {name: n for name, array in checkpoint.tensors.items() if (n := non_finite_count(array))}
+    if not counts:
+        return
+    name, count = next(iter(counts.items()))
+    more = f" ({len(counts) - 1} more tensors hold some too)" if len(counts) > 1 else ""
+    message = (f"{checkpoint.source}: tensor {name} has {count:,} non-finite values (NaN/inf){more}; "
+               "the checkpoint is corrupt")
+    if strict:
+        raise WeightsError(message)
+    checkpoint.meta.setdefault("problems", []).append(message)

@@ -7,14 +7,16 @@ import hashlib
 from pathlib import Path
 
 from weights.errors import WeightsError
+from weights.files import regular_file_size
 from weights.registry import RegistryEntry
 
 _CHUNK = 1 << 20
 
 
 def file_digest(path: str | Path, algorithm: str = "sha256", chunk_size: int = _CHUNK) -> str:
-    """Hex digest of a file, read in chunks (constant memory)."""
+    """Hex digest of a file, read in chunks (constant memory); a FIFO or device is refused, not read."""
     path = Path(path)
+    regular_file_size(path)
     digest = hashlib.new(algorithm)
     buffer = bytearray(chunk_size)
     view = memoryview(buffer)

@@ -49,7 +49,10 @@ def add_command(sub) -> None:
     p.add_argument("--figure-format", choices=FIGURE_FORMATS, default="png",
                    help="raster format of comparison.* (default png; jpg is about a tenth the size); a PDF is "
                         "always written too")
-    p.add_argument("-o", "--out-dir", required=True, help="output directory (created; reruns reuse finished runs)")
+    p.add_argument("-o", "--out-dir", required=True,
+                   help="output directory (created; reruns reuse finished runs and rewrite the figures and tables)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing non-empty folder that `detstyle compare` did not make")
     add_run_options(p, size=256, steps=200, one_backbone=False)
     p.set_defaults(func=cmd_compare)
 
@@ -59,13 +62,6 @@ def _list(text: str, what: str) -> list[str]:
     if not items:
         raise UsageError(f"--{what}: give at least one")
     return list(dict.fromkeys(items))
-
-
-def _out_dir(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise DetstyleError(f"{out}: exists and is not a directory")
-    return out
 
 
 def build_plan(args: argparse.Namespace):
@@ -88,14 +84,17 @@ def build_plan(args: argparse.Namespace):
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from transfer.core.run import check_output_size
+    from transfer.io.outputs import claim_directory
     from transfer.jobs.compare import cross_matrix, run_comparison
     from transfer.jobs.store import RunStore
 
-    out = _out_dir(args.out_dir)
     plan = build_plan(args)
+    for run in plan.runs:
+        check_output_size(run.spec)
+    out = claim_directory(args.out_dir, owner="compare", overwrite=args.overwrite)
     for notice in plan.skipped:
         print(f"notice: {notice}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out / "runs")
     progress, close = progress_bar("compare", args.quiet)
     try:

@@ -3,20 +3,19 @@
 Every stylize run option works (`add_run_options`, `spec_from_args`), with the same
 refusals.  Finished cells live in a content-addressed cache beside the output
 (`detstyle-cache/`, shared by every grid written to that folder), so rerunning the same
-command skips them; the figure and `OUTSTEM_cells/` are renderings of that cache and are
-rewritten on every run.
+command skips them; the figure and `OUTSTEM_cells/` are renderings of that cache.  An
+existing figure is replaced only with `--overwrite`; the cells folder carries a marker, so a
+rerun after an interruption refills it, while a foreign folder of that name is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 from pathlib import Path
 
 from transfer.cli.options import add_run_options, progress_bar, spec_from_args
-from transfer.errors import DetstyleError
 
 #: Figure formats (matplotlib writes them; JPEG keeps a README figure small).
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -43,27 +42,13 @@ def add_command(sub) -> None:
                    help="content photos; a directory means every image file in it (sorted by name)")
     p.add_argument("--styles", nargs="+", required=True, metavar="FILE|DIR",
                    help="style images; a directory means every image file in it (sorted by name)")
-    p.add_argument("-o", "--output", required=True, help=f"the figure ({', '.join(FIGURE_SUFFIXES)}); rewritten each run")
+    p.add_argument("-o", "--output", required=True, help=f"the figure ({', '.join(FIGURE_SUFFIXES)})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing figure (finished cells are reused either way)")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help=f"where finished cells are kept (default: {CACHE_NAME}/ beside the output)")
     add_run_options(p, size=DEFAULT_SIZE, steps=DEFAULT_STEPS)
     p.set_defaults(func=cmd_grid)
-
-
-def check_figure_path(path: Path) -> None:
-    """Refuse an output that cannot be written before any cell runs."""
-    directory = path.parent if str(path.parent) else Path(".")
-    for parent in (directory, *directory.parents):
-        if parent.exists() and not parent.is_dir():
-            raise DetstyleError(f"{path}: {parent} is a file, not a directory")
-    if not directory.is_dir():
-        raise DetstyleError(f"{path}: output directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise DetstyleError(f"{path}: output directory {directory} is not writable")
-    if path.is_dir():
-        raise DetstyleError(f"{path}: is a directory; name the figure file, e.g. {path / 'grid.png'}")
-    if path.suffix.lower() not in FIGURE_SUFFIXES:
-        raise DetstyleError(f"{path}: unsupported figure extension {path.suffix!r} (use {', '.join(FIGURE_SUFFIXES)})")
 
 
 def cells_dir(output: Path) -> Path:
@@ -140,17 +125,19 @@ def build_plan(args: argparse.Namespace):
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
+    from transfer.core.run import check_output_size
     from transfer.io.figures import grid_figure, save_figure
+    from transfer.io.outputs import claim_directory, claim_file
     from transfer.jobs.grid import describe_settings, run_grid
     from transfer.jobs.store import RunStore
 
-    output = Path(args.output)
-    check_figure_path(output)
+    output = claim_file(args.output, overwrite=args.overwrite, suffixes=FIGURE_SUFFIXES)
     plan = build_plan(args)
+    for cell in plan.cells:
+        check_output_size(cell.spec)
     contents, styles = _originals(plan)
     store = RunStore(args.cache or output.parent / CACHE_NAME)
-    cells = cells_dir(output)
-    cells.mkdir(exist_ok=True)
+    cells = claim_directory(cells_dir(output), owner="grid", overwrite=args.overwrite)
     progress = _Progress(len(plan.cells), len(plan.finished(store)), args.quiet,
                          functools.partial(_copy_cell, store, cells))
     try:

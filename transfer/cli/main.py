@@ -9,6 +9,8 @@ command lives in its own module (`stylize`, `demo`, `weights`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 
@@ -19,11 +21,13 @@ examples:
   detstyle stylize photo.jpg painting.jpg -o out.png --layers article   # the SSD article's design
   detstyle stylize photo.jpg painting.jpg -o out.png --backbone random --seed 3
   detstyle stylize photo.jpg painting.jpg -o out.png --backbone ssd300_mAP_77.43_v2.pth
+  detstyle make-voc shapes/ --images 200 && detstyle train-detector --data shapes/ --init vgg16-mri --steps 2000 -o run/
+  detstyle pipeline --data shapes/ --init vgg16-mri --train-steps 2000 --content photo.jpg --styles starry.jpg -o fig/
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from transfer.cli import compare, demo, grid, stylize, weights
+    from transfer.cli import compare, demo, detector, grid, pipeline, stylize, weights
 
     parser = argparse.ArgumentParser(
         prog="detstyle",
@@ -40,7 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_command(sub)
     grid.add_command(sub)
     weights.add_weights_commands(sub)
+    detector.add_commands(sub)
+    pipeline.add_command(sub)
+    _add_limit_option(parser)
     return parser
+
+
+def _add_limit_option(parser: argparse.ArgumentParser) -> None:
+    """`--limit NAME=N` on every command (nested ones included): one validation path for all."""
+    from transfer.limits import LIMIT_NAMES, Limits
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _add_limit_option(command)
+    if parser.get_default("func") is None:
+        return
+    defaults = ", ".join(f"{name}={getattr(Limits(), name):,}" for name in LIMIT_NAMES)
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                        help=f"raise or lower a resource limit for this run, e.g. --limit output_pixels=16e6 or "
+                             f"--limit checkpoint_bytes=8G (defaults: {defaults})")
 
 
 def _import_tensorflow_quietly() -> None:
@@ -63,10 +86,22 @@ def _import_tensorflow_quietly() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; Ctrl-C at any moment (even while TensorFlow loads) ends in one line, exit 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("detstyle: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage line; a caller in this process gets the status
+        return exc.code if isinstance(exc.code, int) else 2
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by commands that log their command line
-    if args.command is None:
+    if args.command is None or getattr(args, "func", None) is None:
         parser.print_help()
         return 2
     if not args.debug:
@@ -76,18 +111,47 @@ def main(argv: list[str] | None = None) -> int:
     from weights.errors import WeightsError
 
     try:
-        return args.func(args)
+        with _notices(), _limits(args):
+            return args.func(args)
     except Interrupted as exc:
         print(f"detstyle: {exc}", file=sys.stderr)
         return 130
     except (DetstyleError, WeightsError) as exc:
         if args.debug:
             raise
-        print(f"detstyle: error: {exc}", file=sys.stderr)
+        print(f"detstyle: error: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
-    except KeyboardInterrupt:
-        print("detstyle: interrupted", file=sys.stderr)
-        return 130
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+@contextlib.contextmanager
+def _limits(args: argparse.Namespace):
+    from transfer.limits import parse_overrides, using
+
+    with using(parse_overrides(args.limit)) as limits:
+        yield limits
+
+
+@contextlib.contextmanager
+def _notices():
+    """Library notices (a downscaled style, a stretched float image) as `detstyle: note: ...` lines.
+
+    The handler sits on the toolkit's own logger for the duration of the command only.
+    """
+    logger = logging.getLogger("detstyle")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("detstyle: note: %(message)s"))
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":

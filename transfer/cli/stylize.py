@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import sys
 from pathlib import Path
 
 from transfer.cli.options import add_run_options, chain, positive_int, progress_bar, spec_from_args
-from transfer.errors import DetstyleError, UsageError
+from transfer.errors import DivergenceError, OutputExists, UsageError
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
@@ -48,18 +48,6 @@ def add_command(sub, examples: str) -> None:
     p.set_defaults(func=cmd_stylize)
 
 
-def check_output(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise DetstyleError(f"{path}: already exists; pass --overwrite to replace it")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise DetstyleError(f"{path}: output directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise DetstyleError(f"{path}: output directory {directory} is not writable")
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise DetstyleError(f"{path}: unsupported output extension {path.suffix!r} (use .png or .jpg)")
-
-
 def build_spec(args: argparse.Namespace):
     """The run spec of a `stylize` command line: input digests, backbone reference, options."""
     from transfer.backbones.load import resolve_backbone
@@ -74,18 +62,44 @@ def build_spec(args: argparse.Namespace):
     return spec_from_args(args, steps=300, content=content, styles=styles, backbone=backbone)
 
 
-def _snapshotter(output: Path, every: int):
-    """Callback writing OUTSTEM_frames/step_00010.png every `every` steps."""
+def _snapshotter(frames: Path, every: int):
+    """Callback writing FRAMES/step_00010.png every `every` steps."""
     from transfer.io.images import save_image
 
-    frames = output.with_name(output.stem + "_frames")
     frames.mkdir(exist_ok=True)
 
     def callback(info):
         if info.step % every == 0 or info.step == info.steps:
             save_image(info.image(), frames / f"step_{info.step:05d}.png")
 
-    return frames, callback
+    return callback
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outputs:
+    """Every path a `stylize` run writes, claimed before the run starts."""
+
+    image: Path
+    state: Path  # OUTSTEM.ckpt.npz: the resumable state while the run works
+    frames: Path | None
+    gif: Path | None
+
+    @classmethod
+    def claim(cls, args: argparse.Namespace) -> _Outputs:
+        from transfer.io.outputs import claim_file, claim_side_output
+
+        image = claim_file(args.output, overwrite=args.overwrite, suffixes=OUTPUT_SUFFIXES)
+        state = image.with_name(image.stem + ".ckpt.npz")
+        if state.exists() and not (args.resume or args.overwrite):
+            raise OutputExists(f"{state}: the resumable state of an interrupted run is here; continue it with "
+                               "--resume, or pass --overwrite to discard it")
+        snapshots = args.save_every or args.progress_gif
+        frames = image.with_name(image.stem + "_frames") if snapshots else None
+        gif = image.with_name(image.stem + "_progress.gif") if args.progress_gif else None
+        for path, folder in ((frames, True), (gif, False)):
+            if path is not None:
+                claim_side_output(path, overwrite=args.overwrite or args.resume, folder=folder)
+        return cls(image, state, frames, gif)
 
 
 def _report_backbone(backbone, quiet: bool) -> None:
@@ -98,35 +112,46 @@ def _report_backbone(backbone, quiet: bool) -> None:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     from transfer.backbones.load import load_backbone
-    from transfer.core.run import run
-    from transfer.io.images import save_image
+    from transfer.core.run import check_output_size, run
+    from transfer.io.outputs import save_result
     from transfer.io.run_state import RunState
 
-    output = Path(args.output)
-    state_path = output.with_name(output.stem + ".ckpt.npz")
-    check_output(output, args.overwrite or args.resume)
+    outputs = _Outputs.claim(args)
     spec = build_spec(args)
-    resume = RunState.load(state_path) if args.resume else None
+    check_output_size(spec)
+    resume = RunState.load(outputs.state) if args.resume else None
     if resume is not None:
         resume.check_matches(spec)  # before the backbone is loaded
     backbone = load_backbone(spec.backbone, seed=spec.seed)
     _report_backbone(backbone, args.quiet)
     every = args.save_every or (10 if args.progress_gif else None)
-    frames, snapshot = _snapshotter(output, every) if every else (None, None)
+    snapshot = _snapshotter(outputs.frames, every) if every else None
     progress, close = progress_bar("stylize", args.quiet)
     try:
-        result = run(spec, chain(progress, snapshot), state_path=state_path, resume=resume, backbone=backbone)
+        result = run(spec, chain(progress, snapshot), state_path=outputs.state, resume=resume, backbone=backbone)
+    except DivergenceError as exc:
+        outputs.state.unlink(missing_ok=True)  # resuming would diverge the same way
+        raise _with_last_good(exc, outputs.image) from None
     finally:
         close()
-    save_image(result.image, output)
-    state_path.unlink(missing_ok=True)
-    if args.progress_gif:
+    save_result(result.image, outputs.image, overwrite=args.overwrite)
+    outputs.state.unlink(missing_ok=True)
+    if outputs.gif is not None:
         from transfer.io.figures import progress_gif
 
-        gif = progress_gif(sorted(frames.glob("step_*.png")), output.with_name(output.stem + "_progress.gif"))
-        print(f"wrote {gif}")
-    _print_summary(output, result)
+        print(f"wrote {progress_gif(sorted(outputs.frames.glob('step_*.png')), outputs.gif)}")
+    _print_summary(outputs.image, result)
     return 0
+
+
+def _with_last_good(exc: DivergenceError, output: Path) -> DivergenceError:
+    """The divergence error, with the last good image written next to OUTPUT (and its path said)."""
+    from transfer.io.outputs import keep_elsewhere
+
+    kept = keep_elsewhere(exc.last_good_image, output, "last-good")
+    what = "the start image" if exc.step <= 1 else f"step {exc.step - 1}"
+    where = f"the last good image ({what}) was written to {kept}" if kept else "the last good image could not be written"
+    return DivergenceError(f"{exc}; {where}", exc.last_good_image, exc.step)
 
 
 def _print_summary(output: Path, result) -> None:

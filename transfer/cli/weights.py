@@ -64,7 +64,7 @@ def cmd_inspect(args) -> int:
     from weights import read_checkpoint
     from weights.inspect import describe
 
-    checkpoint = read_checkpoint(args.file)
+    checkpoint = read_checkpoint(args.file, strict=False)  # inspect shows a damaged file's problems
     print(describe(checkpoint, max_rows=args.rows))
     if checkpoint.layout == "ssd300-pth":  # a network fact, so it comes from the converter, not the reader
         from transfer.backbones.convert import ssd300_num_classes

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from transfer.errors import DetstyleError
+from transfer.errors import DetstyleError, UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,7 @@ def feature_model(truncated_vgg, spec: LayerSpec):
     names = {layer.name for layer in truncated_vgg.layers}
     unknown = [n for n in (*spec.style, *spec.content) if n not in names]
     if unknown:
-        raise DetstyleError(
+        raise UsageError(
             f"unknown layer name(s) {', '.join(unknown)}; the backbone has "
             f"{', '.join(l.name for l in truncated_vgg.layers[1:])}"
         )

@@ -12,9 +12,10 @@ import os
 
 import numpy as np
 
+from transfer import limits
 from transfer.core.spec import RunSpec
 from transfer.errors import UsageError
-from transfer.io.images import load_ref
+from transfer.io.images import image_size, load_ref
 from transfer.io.run_state import RunState
 
 
@@ -27,12 +28,31 @@ class RunInputs:
     init_image: np.ndarray | None
 
 
+def check_output_size(spec: RunSpec) -> None:
+    """Refuse an output above `--limit output_pixels`, from the content's header, before any decoding."""
+    if spec.content is not None and spec.size is not None:
+        check_output_pixels(spec.content.source, spec.size)
+
+
+def check_output_pixels(content_path: str | os.PathLike, size: int) -> None:
+    """`content_path` resized to `size` on its longest side fits `--limit output_pixels` (header only)."""
+    width, height = image_size(content_path)
+    scale = size / max(width, height)
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    if out_w * out_h > limits.current().output_pixels:
+        raise UsageError(f"--size {size}: " + limits.refusal(f"a {out_w}x{out_h} output", out_w * out_h,
+                                                             "output_pixels"))
+
+
 def load_inputs(spec: RunSpec) -> RunInputs:
+    """The spec's images at its size, once the output size is known to be within the limits."""
     if spec.content is None or not spec.styles:
         raise UsageError("the run spec names no content or no style image")
+    check_output_size(spec)
     content = load_ref(spec.content, spec.size)
     styles = [(load_ref(ref, spec.size), ref.weight) for ref in spec.styles]
-    init_image = load_ref(spec.init_image) if spec.init_image is not None else None
+    # an init is resized to the output anyway: decoding it at that size keeps a huge photo cheap
+    init_image = load_ref(spec.init_image, spec.size) if spec.init_image is not None else None
     return RunInputs(content, styles, init_image)
 
 

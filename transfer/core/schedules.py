@@ -24,9 +24,6 @@ import math
 SCALE_RATIO = math.sqrt(2.0)
 #: No pyramid level is smaller than this many pixels on a side (VGG16 pools four times).
 MIN_SIDE = 16
-#: The longest side a resized style may have: its block-1 activations alone take
-#: side^2 x 64 x 4 bytes (4 GiB at 4096 px), and larger ones crashed TensorFlow (issue 19).
-MAX_STYLE_SIDE = 4096
 #: L-BFGS history length (scipy's default).
 LBFGS_MEMORY = 10
 

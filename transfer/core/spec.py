@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 from transfer.backbones.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, layer_preset
 from transfer.core.features import LAYER_PRESETS, LayerSpec
-from transfer.core.schedules import MAX_STYLE_SIDE, SCHEDULES
+from transfer.core.schedules import MIN_SIDE, SCALE_RATIO, SCHEDULES
 from transfer.core.style_transforms import STYLE_TRANSFORMS
 from transfer.errors import DetstyleError, UsageError
 
@@ -38,6 +38,11 @@ COLOUR_METHODS = ("luminance", "histogram")
 PRECISIONS: dict[str, str | None] = {"fp32": None, "bf16": "mixed_bfloat16"}
 #: The toolkit's defaults for its own objective (`make_spec` fills them when not given).
 #: `layers` is VGG16's default preset; every architecture has its own (`ARCHITECTURES[...].default_layers`).
+#: Seeds feed numpy's and TensorFlow's generators, which take 32-bit (TF: 64-bit signed) seeds.
+MAX_SEED = 2**32 - 1
+#: Loss weights above this overflow float32 for no gain: every loss term is normalised to about 1.
+MAX_LOSS_WEIGHT = 1e6
+
 DEFAULTS = dict(layers="gatys", style_weight=1.0, content_weight=0.05, tv_weight=1.0, steps=300,
                 optimizer="adam", learning_rate=0.02, scales=1, style_scale=1.0, init="content")
 
@@ -162,6 +167,11 @@ def _diff(a, b, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
+def max_scales(size: int) -> int:
+    """How many sqrt(2)-spaced pyramid levels end at `size` with none below MIN_SIDE px."""
+    return 1 + max(0, math.floor(math.log(size / MIN_SIDE) / math.log(SCALE_RATIO) + 1e-9))
+
+
 def _validate(spec: RunSpec) -> None:
     """Values a run cannot use; combinations are checked by `make_spec`, where flags are known."""
     if spec.steps < 1:
@@ -178,6 +188,9 @@ def _validate(spec: RunSpec) -> None:
         raise UsageError(f"--schedule must be one of plain, {', '.join(SCHEDULES)}, got {spec.schedule!r}")
     if spec.scales is not None and spec.scales < 1:
         raise UsageError(f"--scales must be at least 1, got {spec.scales}")
+    if spec.scales is not None and spec.size is not None and spec.scales > max_scales(spec.size):
+        raise UsageError(f"--scales {spec.scales} at --size {spec.size}: at most {max_scales(spec.size)} pyramid "
+                         f"levels keep the coarsest one at {MIN_SIDE} px or more")
     if spec.size is not None and spec.size < 1:
         raise UsageError(f"--size must be at least 1, got {spec.size}")
     if spec.backbone is not None and spec.backbone.precision not in PRECISIONS:
@@ -192,10 +205,12 @@ def _validate(spec: RunSpec) -> None:
         value = getattr(spec, name)
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise UsageError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
-    if spec.size is not None and spec.style_scale is not None and spec.size * spec.style_scale > MAX_STYLE_SIDE:
-        raise UsageError(f"--style-scale {spec.style_scale:g} at --size {spec.size} asks for a "
-                         f"{round(spec.size * spec.style_scale)} px style; the limit is {MAX_STYLE_SIDE} px on its "
-                         "longest side (lower --style-scale or --size)")
+    for name in ("style_weight", "content_weight", "tv_weight"):
+        if (getattr(spec, name) or 0) > MAX_LOSS_WEIGHT:
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(spec, name):g} is above {MAX_LOSS_WEIGHT:g}: the "
+                             "losses are normalised to about 1, so such a weight only overflows float32")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {spec.seed!r}")
     for name in ("learning_rate", "style_scale"):
         if getattr(spec, name) == 0:
             raise UsageError(f"--{name.replace('_', '-')} must be > 0")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+import math
 import os
 import threading
 import time
@@ -23,15 +25,18 @@ from collections.abc import Callable
 import numpy as np
 
 from transfer.backbones.load import Backbone
+from transfer import limits
 from transfer.core.colour import luminance_transfer, match_colour_statistics
 from transfer.core.objective import Objective, Styles, build_objective
 from transfer.core.optimizers import AdamState, NonFiniteLoss, StepCallback, run_adam, run_lbfgs
-from transfer.core.schedules import LBFGS_MEMORY, MAX_STYLE_SIDE, MIN_SIDE, Stage, stages_for
+from transfer.core.schedules import LBFGS_MEMORY, MIN_SIDE, Stage, stages_for
 from transfer.core.spec import RunSpec
 from transfer.core.targets import TargetCache
 from transfer.errors import DetstyleError, DivergenceError, UsageError
 from transfer.io.images import resize_array, resize_batch
 from transfer.io.run_state import Interrupted, RunState, stop_on_signals
+
+log = logging.getLogger("detstyle")
 
 __all__ = ["StageResult", "StepInfo", "StyleResult", "run_stage", "stylize"]
 
@@ -144,17 +149,23 @@ def style_at(style: np.ndarray, content_size: tuple[int, int], style_scale: floa
     """The style with its longest side `style_scale` x the content's (None: left as it is).
 
     Each side is at least MIN_SIDE px (a 10000 x 10 strip is stretched, not fed to the pools as
-    0 px), and a longest side above MAX_STYLE_SIDE is refused rather than allocated.
+    0 px).  A style that would exceed `--limit style_pixels` (its activations alone take
+    pixels x 64 x 4 bytes; a 12800 px one crashed TensorFlow) is made as large as the limit
+    allows instead, with a notice.
     """
     if style_scale is None:
         return style
-    target = max(MIN_SIDE, round(max(content_size) * style_scale))
-    if target > MAX_STYLE_SIDE:
-        raise UsageError(f"--style-scale {style_scale:g} asks for a {target} px style; the limit is "
-                         f"{MAX_STYLE_SIDE} px on its longest side (lower --style-scale or --size)")
     h, w = style.shape[:2]
-    f = target / max(h, w)
-    return resize_array(style, (max(MIN_SIDE, round(h * f)), max(MIN_SIDE, round(w * f))))
+    f = max(MIN_SIDE, round(max(content_size) * style_scale)) / max(h, w)
+    size = (max(MIN_SIDE, round(h * f)), max(MIN_SIDE, round(w * f)))
+    allowed = limits.current().style_pixels
+    if size[0] * size[1] > allowed:
+        shrink = math.sqrt(allowed / (size[0] * size[1]))
+        fitted = tuple(max(MIN_SIDE, int(side * shrink + 1e-6)) for side in size)
+        log.info("--style-scale %g asks for a %dx%d style, above --limit style_pixels=%d; using %dx%d",
+                 style_scale, size[1], size[0], allowed, fitted[1], fitted[0])
+        size = fitted
+    return resize_array(style, size)
 
 
 def initial_pixels(contents: np.ndarray, styles: Styles, spec: RunSpec, init_image: np.ndarray | None) -> np.ndarray:
@@ -215,11 +226,12 @@ def _resume_or_run(objective, stage, start: _Start, on_step, checkpoint_every, o
 
 def _divergence(exc: NonFiniteLoss, offset: int, progress: _Progress, objective: Objective) -> DivergenceError:
     step = offset + exc.step
+    cause = ("lower --learning-rate or the loss weights" if step > 1 else
+             "it is not finite from the first step, so the step size is not the cause: a loss weight overflows "
+             "float32, or an input image or the backbone's weights hold NaN/inf")
     return DivergenceError(
-        f"loss or gradient became non-finite at step {step} "
-        f"(loss {exc.losses.get('total', float('nan')):.4g}); lower --learning-rate or the loss weights. "
-        "The last good image was kept.",
-        last_good_image=progress.pixels(objective, exc.param), step=step,
+        f"loss or gradient became non-finite at step {step} (loss {exc.losses.get('total', float('nan')):.4g}); "
+        + cause, last_good_image=progress.pixels(objective, exc.param), step=step,
     )
 
 
@@ -272,6 +284,8 @@ def stylize(
     adam_constants = _recipe_adam(spec)
     stages = stages_for(spec, *contents_full.shape[1:3], adam=adam_constants)
     offsets = np.cumsum([0] + [stage.steps for stage in stages]).tolist()
+    if resume is not None:
+        resume.check_fits([s.size for s in stages], [s.steps for s in stages], contents_full.shape[0])
     history: list[dict] = list(resume.history) if resume else []
     first = resume.stage_index if resume else 0
 
