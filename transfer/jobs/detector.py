@@ -194,7 +194,7 @@ def start_weights(backbone) -> tuple[dict[str, list[np.ndarray]], bool]:
     return weights, flip
 
 
-def _glorot(model: keras.Model, seed: int) -> None:
+def glorot_initialise(model: keras.Model, seed: int) -> None:
     """Every conv Glorot-uniform, bias 0, drawn from `seed` (ssd.pytorch's xavier init): --seed fixes the start."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
@@ -218,7 +218,7 @@ def initialise_detector(model: keras.Model, init: str, seed: int) -> str:
     from transfer.backbones.copy import copy_backbone
     from transfer.backbones.load import load_backbone
 
-    _glorot(model, seed)
+    glorot_initialise(model, seed)
     path = weights_file(init)
     checkpoint = None if path is None else _full_ssd300(path)
     if checkpoint is not None:
