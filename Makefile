@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat setup.py requirements-dev.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-quick bench-headline bench-memory bench-readme pipeline-figure venv clean
+.PHONY: demo test bench bench-quick bench-headline bench-memory bench-speed bench-readme pipeline-figure venv clean
 
 $(STAMP): setup.py requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench-headline: $(STAMP)
 # peak memory at 2048², each variant in a fresh process (bench/results/memory_2048.json)
 bench-memory: $(STAMP)
 	$(PY) -m bench.memory
+
+# issue 21: the default against the former default (2 pairs), the levers on the tutorial's loss, a tiled
+# 4096² output (about 80 min in all on 2 cores; each writes its bench/results/*.json)
+bench-speed: $(STAMP)
+	$(PY) -m bench.default_speed --size 512 --pairs grace_hopper:starry_night tubingen:the_scream --candidates default
+	$(PY) -m bench.levers --size 512
+	$(PY) -m bench.tiling
 
 # the README's benchmark figures, rewritten from bench/results/*.json (after any bench-* run)
 bench-readme: $(STAMP)

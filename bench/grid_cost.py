@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 def grid_argv(contents: list[Path], styles: list[Path], output: Path, args: argparse.Namespace) -> list[str]:
     """The `detstyle grid` command line both sides share the settings of."""
     return ["grid", "--contents", *map(str, contents), "--styles", *map(str, styles), "-o", str(output),
-            "--backbone", args.backbone, "--size", str(args.size), "--steps", str(args.steps), "--quiet", "--overwrite"]
+            "--backbone", args.backbone, "--size", str(args.size), "--steps", str(args.steps), "--quiet", "--overwrite",
+            # the recorded settings (Adam in fp32, every step run), not whatever the defaults are now
+            "--optimizer", "adam", "--precision", "fp32", "--plateau", "0"]
 
 
 def warm_up(backbone: str) -> None:

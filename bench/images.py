@@ -100,3 +100,28 @@ def content_batch(size: int, batch: int) -> np.ndarray:
     content, _ = pair(size)
     variants = [content, content[:, ::-1], content[::-1], content[::-1, ::-1]]
     return np.stack([np.ascontiguousarray(variants[i % len(variants)]) for i in range(batch)])
+
+
+#: The pairs a speed comparison is judged on (issue 21: one pair is not enough): `content:style`,
+#: each a file in SHARED_IMAGES except `grace_hopper`, matplotlib's bundled photo.
+SPEED_PAIRS = ("grace_hopper:starry_night", "tubingen:the_scream", "golden_gate:composition_vii")
+
+
+def _named_image(name: str) -> np.ndarray:
+    path = grace_hopper_path() if name == "grace_hopper" else shared_image(f"{name}.jpg")
+    return _centre_square(load_image(path))
+
+
+def named_pair(name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`(content, style)` for `"content:style"`, centre squares resized once to `(size, size)`.
+
+    Every method of a comparison must get these very arrays: the same painting resized by
+    Lanczos and by bicubic resampling moves its Gram target enough to change the style loss
+    ~3× (shared/docs/performance-facts.md).  The arrays are 8-bit levels (resize_array rounds
+    through uint8), so a later resize to the same size returns them unchanged.
+    """
+    content_name, _, style_name = name.partition(":")
+    if not style_name:
+        raise ValueError(f"a pair is 'content:style', got {name!r}")
+    return (resize_array(_named_image(content_name), (size, size)),
+            resize_array(_named_image(style_name), (size, size)))

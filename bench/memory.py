@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 #: variant -> (make_spec options, precision)
 VARIANTS = {
-    "adam": ({}, "fp32"),
-    "lbfgs": ({"optimizer": "lbfgs"}, "fp32"),
+    "adam": ({"optimizer": "adam", "plateau": 0}, "fp32"),
+    "lbfgs": ({"optimizer": "lbfgs", "plateau": 0}, "fp32"),
     "fast": ({"recipe": "tutorial", "schedule": "fast"}, "fp32"),
     "fast-bf16": ({"recipe": "tutorial", "schedule": "fast"}, "bf16"),
 }

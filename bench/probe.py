@@ -47,6 +47,7 @@ class Probe:
     yardstick: Scorer | None = None
     target: float | None = None
     eval_every: int = 1
+    stop_at_target: bool = True  # False: record when the target was reached and run on to the loop's own end
     times: list[float] = dataclasses.field(default_factory=list)  # end of each step, clock seconds
     units: list[int] = dataclasses.field(default_factory=list)  # loss+gradient evaluations per step
     own_losses: list[float | None] = dataclasses.field(default_factory=list)
@@ -95,7 +96,8 @@ class Probe:
         self.curve.append((now, len(self.times), loss))
         if self.target is not None and loss <= self.target and self.reached is None:
             self.reached = (now, len(self.times))
-            self.stop_reason = "target"
+            if self.stop_at_target:
+                self.stop_reason = "target"
         return loss
 
     def run(self, loop: Callable[["Probe"], object]) -> "Probe":

@@ -23,6 +23,9 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import readme_speed
+from transfer.core.tiles import window_side  # pure Python: the README stays TensorFlow-free
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
@@ -30,12 +33,14 @@ README = ROOT / "README.md"
 #: Issue 8's targets (requirements, not measurements).
 HEADLINE_TARGET_S = 60
 MEMORY_LIMIT_GIB = 16
+#: Issue 21 §3's target for a tiled 4096² output (peak RSS).
+TILING_LIMIT_GIB = 12
 #: Adam steps whose recorded loss L-BFGS is timed to in the optimiser race (recorded steps are 1, 6, 11, ...).
 RACE_MILESTONES = (201, 401)
 #: Short names for the step-time table; the full descriptions are in `environment.json`.
 METHOD_LABELS = {
     "tutorial": "seed 000, the TF tutorial's `tf.function` step",
-    "ours": "ours, default (Adam)",
+    "ours": "ours, Adam (the default until issue 21)",
     "ours-lbfgs": "ours, `--optimizer lbfgs` (per iteration)",
     "ours-bf16": "ours, `--precision bf16`",
     "article": "seed 003, the article's eager loop",
@@ -61,6 +66,11 @@ class Results:
     floors: list
     grid_cost: dict
     detector_speed: dict
+    tiling: dict
+    default_speed: dict
+    default_levers: dict | None
+    levers: dict
+    proximal: dict
 
 
 def load(results: Path = RESULTS) -> Results:
@@ -77,7 +87,10 @@ def load(results: Path = RESULTS) -> Results:
                    jit=read("jit_compile.json"), environment=envelope("environment"),
                    step_time=envelope("step_time"), time_to_target=envelope("time_to_target"),
                    batching=envelope("batching"), floors=envelope("floors"), grid_cost=read("grid_cost.json"),
-                   detector_speed=read("detector_speed.json"))
+                   detector_speed=read("detector_speed.json"), tiling=read("tiling.json"),
+                   default_speed=read("default_speed_512.json"),
+                   default_levers=readme_speed.read_optional(results, "default_speed_256.json"),
+                   levers=read("levers_512.json"), proximal=read("proximal_trial_256.json"))
 
 
 # ---------------------------------------------------------------- formatting
@@ -223,6 +236,9 @@ def commands_section(results: Results) -> str:
          "Adam, L-BFGS and the pyramid on our own objective (table above)", f"{_race_seconds(results):,.0f} s"],
         [f"`{results.grid_cost['command']}`", "N·M single runs against one `detstyle grid` (Style grids above)",
          f"{results.grid_cost['singles_total_seconds'] + results.grid_cost['grid_total_seconds']:,.0f} s"],
+        *readme_speed.command_rows(results),
+        ["`python -m bench.tiling`", f"a {results.tiling['memory']['size']}² output with `--tile` in a fresh process "
+                                     "(peak RSS), and the seam check", f"{_tiling_seconds(results):,.0f} s"],
     ]
     return "\n".join(_table(["command", "what", "measured here"], ["---"] * 3, rows))
 
@@ -408,7 +424,7 @@ def xla_section(results: Results) -> str:
 
 def _variant(row: dict) -> str:
     flags = " ".join(f"--{key} {value}" for key, value in row["overrides"].items())
-    return f"`{row['variant']}`: " + (f"`{flags}`" if flags else "the default (Adam)")
+    return f"`{row['variant']}`: " + (f"`{flags}`" if flags else "Adam (the default until issue 21)")
 
 
 def _steady_step(row: dict) -> str:
@@ -433,6 +449,37 @@ def memory_section(results: Results) -> str:
         "",
         verdict,
     ])
+
+
+def _tiling_memory(results: Results) -> str:
+    """The 4096² run: peak RSS against the target, and its step times."""
+    t, m = results.tiling, results.tiling["memory"]
+    peak = m["peak_rss_mib"] / 1024
+    verdict = "met" if peak <= TILING_LIMIT_GIB else "not met"
+    return (f"**Tiled at {m['size']}²** (`python -m bench.tiling`, `tiling.json`: {t['content']} × {t['style']}, "
+            f"`{t['backbone']}`, the default objective with `--tile {m['tile']}` ({window_side(m['tile'])}² windows), "
+            f"{m['steps']} iterations in a fresh process): peak RSS {peak:.1f} GiB (issue 21's ≤ "
+            f"{TILING_LIMIT_GIB} GiB: {verdict}); {m['step_seconds']:.0f} s per iteration, the first {m['first_step_seconds']:.0f} s with the "
+            "style targets and tracing.")
+
+
+def _tiling_seams(results: Results) -> str:
+    """The seam check: border energy ratios of both outputs, and their whole-image losses."""
+    s = results.tiling["seams"]
+    return (f"Seams at {s['size']}² (`--tile {s['tile']}` against untiled Adam, {s['steps']} steps from the same "
+            f"start): gradient energy across the last step's tile borders over that across every other pixel boundary "
+            f"is {s['tiled_ratio_last']:.2f} tiled and {s['untiled_ratio_last']:.2f} untiled at the same borders "
+            f"({s['tiled_ratio_all']:.2f} and {s['untiled_ratio_all']:.2f} over every border used; 1 means no "
+            f"seam). Whole-image loss: {s['tiled_loss']:.4f} tiled, {s['untiled_loss']:.4f} untiled.")
+
+
+def _tiling_seconds(results: Results) -> float:
+    t = results.tiling
+    return t["memory"]["wall_seconds"] + t["seams"]["tiled_seconds"] + t["seams"]["untiled_seconds"]
+
+
+def tiling_section(results: Results) -> str:
+    return "\n".join([_para(_tiling_memory(results)), "", _para(_tiling_seams(results))])
 
 
 def step_times_section(results: Results) -> str:
@@ -508,6 +555,10 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "floors": floors_section,
     "xla": xla_section,
     "memory": memory_section,
+    "tiling": tiling_section,
+    "default-speed": readme_speed.default_speed_section,
+    "levers": readme_speed.levers_section,
+    "proximal": readme_speed.proximal_section,
     "step-times": step_times_section,
     "grid-cost": grid_cost_section,
     "detector-speed": detector_speed_section,

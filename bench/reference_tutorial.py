@@ -8,6 +8,10 @@ initialised with the content.  What differs is only what the comparison needs: V
 network and weights, through `feature_model`) instead of Keras VGG19, caffe preprocessing
 from `transfer.core.preprocessing`, the targets passed to `style_content_loss` instead of read
 from globals, and `train_step` returns its loss so the probe can record it.
+
+The bf16 baseline (issue 21: "a fair baseline for bf16") is this same loop on a backbone in
+Keras `mixed_bfloat16` (`with_precision(backbone, "bf16")`): the one added line casts the
+features to float32, so the Grams and losses stay fp32 (a no-op for an fp32 backbone).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class StyleContentModel(keras.models.Model):
         "Expects float input in [0,1]"
         preprocessed_input = preprocess(inputs, "caffe")
         outputs = self.vgg(preprocessed_input)
+        outputs = [tf.cast(output, tf.float32) for output in outputs]  # added: a bf16 backbone's Grams in fp32
         style_outputs, content_outputs = outputs[:num_style_layers], outputs[num_style_layers:]
         style_outputs = [gram_matrix(style_output) for style_output in style_outputs]
         content_dict = {name: value for name, value in zip(content_layers, content_outputs)}

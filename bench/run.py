@@ -98,7 +98,7 @@ DESCRIPTIONS = {
     "tutorial": ("seed 000: TF tutorial, tf.function step, Keras Adam(0.02, β1 0.99, ε 0.1)", 1),
     "article": ("seed 003: SSD article, eager per-step loop, raw-feature style loss", 1),
     "keras-lbfgs": ("seed 001: Keras example, scipy fmin_l_bfgs_b(maxfun=20), batch of 3 per evaluation", 3),
-    "ours": ("transfer.core.stylizer.stylize, the default make_spec() (Adam, this toolkit's normalised loss)", 1),
+    "ours": ("transfer.core.stylizer.stylize with Adam (bench.ours.OURS; this toolkit's normalised loss)", 1),
     "ours-bf16": ("ours on a mixed_bfloat16 copy of the backbone (Grams in fp32)", 1),
     "ours-lbfgs": ("stylize with optimizer='lbfgs' (steps and times per L-BFGS *iteration*: StepInfo does "
                    "not expose evaluations)", 1),

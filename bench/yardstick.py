@@ -90,3 +90,30 @@ class Yardstick:
 def tutorial_loss(image: np.ndarray, content: np.ndarray, style: np.ndarray, backbone: Backbone) -> dict[str, float]:
     """The seed-000 loss of `image` for this pair: a pure function (builds its targets each call)."""
     return Yardstick(content, style, backbone).terms(image)
+
+
+class ObjectiveYardstick:
+    """A run spec's own objective in float32 as a scorer (the `Scorer` protocol of bench.probe).
+
+    Issue 21 times the default against the loss *of the default objective* that today's
+    default reaches; every method is scored by this one fp32 objective, whatever precision or
+    schedule it ran with, so a bf16 run is not credited with its own rounding.  The targets
+    are built exactly as `stylize` builds them (`style_at`, `build_objective`), from the same
+    arrays, so the scorer and the runs see identical pixels.
+    """
+
+    def __init__(self, content: np.ndarray, style: np.ndarray, backbone: Backbone, spec) -> None:
+        from transfer.core.objective import build_objective
+        from transfer.core.stylizer import style_at
+
+        self.shape = tuple(np.shape(content)[:2])
+        styles = [(style_at(np.asarray(style, np.float32), self.shape, spec.style_scale), 1.0)]
+        self.objective = build_objective(backbone, spec, np.asarray(content, np.float32)[None], styles)
+        self._terms = tf.function(self.objective.terms, reduce_retracing=True)
+
+    def terms(self, image: np.ndarray) -> dict[str, float]:
+        param = tf.constant(self.objective.to_param(np.asarray(image, np.float32)[None]))
+        return {k: float(v[0]) for k, v in self._terms(param).items()}
+
+    def __call__(self, image: np.ndarray) -> float:
+        return self.terms(image)["total"]

@@ -315,10 +315,80 @@ def test_detector_speed_file_is_what_the_bench_writes():
         assert row["step_s_per_image"] == pytest.approx(row["step_s"] / row["batch"])
 
 
+def test_tiling_file_is_what_the_bench_writes():
+    from bench import tiling
+
+    text, data = _committed("tiling.json")
+    assert tiling.to_json(data) == text
+    stdout = json.dumps({"seconds": [[1.0, 0], [2.0, 0]], "peak_rss_kib": 2048})
+    memory = tiling.memory_row(4096, 1024, 2, 1.0, 0, stdout, "")
+    assert memory["step_seconds"] == 1.0 and memory["peak_rss_mib"] == 2.0
+    assert list(data) == list(tiling.record(memory, {}, 1.0)) and list(data["memory"]) == list(memory)
+    flat = np.random.default_rng(0).uniform(size=(16, 16, 3))
+    seams = tiling.seam_row(flat, flat, ([8], [8]), ([4, 8], [8]))
+    assert seams["tiled_ratio_last"] == seams["untiled_ratio_last"]
+    assert list(data["seams"]) == ["size", "tile", "steps", *seams, "untiled_loss", "untiled_seconds",
+                                   "tiled_loss", "tiled_seconds"]
+
+
+def test_default_speed_files_are_what_the_bench_writes():
+    """Issue 21 §1: one writer, and every ratio is the baseline's seconds over the candidate's."""
+    from bench import default_speed
+
+    for name in ("default_speed_512.json", *(["default_speed_256.json"] if (RESULTS / "default_speed_256.json").exists()
+                                              else [])):
+        text, data = _committed(name)
+        assert default_speed.to_json(data) == text
+        assert data["baseline"] == default_speed.BASELINE
+        for pair in data["pairs"].values():
+            base = pair["baseline"]["seconds_to_target"]
+            assert pair["target"] == pair["baseline"]["final_loss"]
+            for candidate, row in pair["candidates"].items():
+                assert data["candidates"][candidate] == default_speed.CANDIDATES[candidate]
+                if row["seconds_to_target"]:
+                    assert row["speedup"] == pytest.approx(base / row["seconds_to_target"])
+                    assert min(loss for t, _, loss in row["curve"] if t <= row["seconds_to_target"]) <= pair["target"]
+
+
+def test_levers_rows_extrapolate_both_tutorial_loops_and_time_ours():
+    from bench.levers import milestone_rows
+
+    curve = {"scored": [{"step": 100, "total": 10.0}, {"step": 250, "total": 5.0}]}
+    timings = {"fp32": {"first_step_seconds": 5.0, "step_seconds": 2.0},
+               "bf16": {"first_step_seconds": 3.0, "step_seconds": 1.0}}
+    rows = milestone_rows(curve, timings, [(10.0, 5, 12.0), (20.0, 10, 9.0), (50.0, 30, 6.0)])
+    first = rows[0]  # loss 10 first reached at 20 s; fp32 loop 5 + 99 x 2 = 203 s, bf16 3 + 99 = 102 s
+    assert (first["seconds"], first["tutorial_fp32_seconds"], first["tutorial_bf16_seconds"]) == (20.0, 203.0, 102.0)
+    assert first["vs_fp32"] == pytest.approx(203 / 20) and first["vs_bf16"] == pytest.approx(102 / 20)
+    assert rows[1]["seconds"] is None and rows[1]["vs_fp32"] is None  # 5.0 never reached
+
+
+def test_levers_file_is_what_the_bench_writes():
+    from bench import levers
+    from bench.reference_curve import load_curve
+
+    text, data = _committed("levers_512.json")
+    assert levers.to_json(data) == text
+    curve = load_curve(data["size"])
+    assert data["floor_seconds"] == pytest.approx(levers.FLOOR_SHARE * levers.tutorial_seconds(
+        data["tutorial_now"]["fp32"], 1000))
+    for run in data["runs"].values():
+        assert run["milestones"] == levers.milestone_rows(curve, data["tutorial_now"], [tuple(p) for p in run["curve"]])
+
+
+def test_proximal_trial_file_is_what_the_trial_writes():
+    from bench import proximal_trial
+
+    text, data = _committed("proximal_trial_256.json")
+    assert proximal_trial.to_json(data) == text
+
+
 def test_every_results_file_is_checked_here():
     """A new results file in bench/results needs its own check above (images the races save are not results)."""
     checked = {"optimizer_race_512.json", "memory_2048.json", "jit_compile.json", "tutorial_curve_512.json",
                "fast_schedule_512.json", "fast_schedule_512.md", "RESULTS.md", "grid_cost.json", "detector_speed.json",
+               "tiling.json", "default_speed_512.json", "levers_512.json", "proximal_trial_256.json",
+               *(["default_speed_256.json"] if (RESULTS / "default_speed_256.json").exists() else []),
                *(f"{name}.json" for name in ("environment", "time_to_target", "step_time", "batching", "floors"))}
     assert {p.name for p in RESULTS.iterdir() if p.suffix in (".json", ".md")} == checked
 

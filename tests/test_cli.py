@@ -113,7 +113,8 @@ def test_sigint_leaves_checkpoint_and_resume_finishes(tmp_path):
 def test_resume_after_a_spec_change_is_refused_naming_what_differs(tmp_path):
     """A state saved by a real interrupted run, resumed with another backbone seed, precision and size."""
     content, style, output = _png(tmp_path / "c.png"), _png(tmp_path / "s.png", 1), tmp_path / "o.png"
-    base = ["stylize", content, style, "-o", output, "--backbone", "random", "--quiet", "--steps", "3", "--size", "24"]
+    base = ["stylize", content, style, "-o", output, "--backbone", "random", "--quiet", "--steps", "3", "--size", "24",
+            "--precision", "fp32"]
     _interrupted_state(base, tmp_path)
     out = run_cli(*base, "--resume", "--precision", "bf16", "--size", "28")
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -59,7 +59,7 @@ def _main(capsys, *args):
 def _grid_args(images, output, *extra):
     contents, styles = images
     return ["grid", "--contents", contents, "--styles", *styles, "-o", output, "--backbone", "random",
-            "--size", SIZE, "--steps", STEPS, "--quiet", *extra]
+            "--size", SIZE, "--steps", STEPS, "--quiet", "--precision", "fp32", *extra]
 
 
 def _one_error_line(err: str) -> str:
@@ -230,7 +230,7 @@ def test_grid_figure_has_originals_on_the_top_row_and_left_column(images, tmp_pa
         for c in range(2):
             np.testing.assert_array_equal(grid[r + 1][c + 1].images[0].get_array(), result.images[r][c])
     title = fig._suptitle.get_text().replace("\n", " ")
-    assert "backbone random" in title and f"{SIZE} px" in title and f"{STEPS} Adam steps" in title
+    assert "backbone random" in title and f"{SIZE} px" in title and f"{STEPS} L-BFGS iterations" in title
     path = save_figure(fig, tmp_path / "g.png", dpi=50)
     width, height = Image.open(path).size
     assert (width, height) == tuple(round(v * 50) for v in fig.get_size_inches())

@@ -61,7 +61,7 @@ def test_fast_stages_split_the_budget_at_full_size_with_shrinking_smoothing():
 
 
 def test_plain_stages_take_the_recipe_moment_constants_and_the_spec_step_size():
-    spec = make_spec(steps=7, scales=2, learning_rate=0.05)
+    spec = make_spec(optimizer="adam", steps=7, scales=2, learning_rate=0.05)
     stages = stages_for(spec, 64, 64, adam=AdamSettings(1.0, beta_1=0.99, epsilon=0.1))
     assert [s.size for s in stages] == [(45, 45), (64, 64)] and all(s.steps == 7 for s in stages)
     assert stages[0].adam == AdamSettings(0.05, 0.99, 0.999, 0.1)
@@ -71,7 +71,7 @@ def test_schedule_names_come_from_the_registry():
     with pytest.raises(UsageError, match="schedule"):
         make_spec(schedule="slow")
     assert make_spec(schedule="fast").schedule == "fast" and make_spec().schedule == "plain"
-    assert schedules.SCHEDULES["fast"] is FAST and schedules.SCHEDULE_NAMES == ("plain", "fast")
+    assert schedules.SCHEDULES["fast"] is FAST and schedules.SCHEDULE_NAMES == ("plain", "fast", "pyramid")
     assert make_spec(schedule="fast").steps == FAST.default_steps
 
 

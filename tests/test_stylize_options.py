@@ -49,8 +49,8 @@ def test_lbfgs_beats_adam_at_equal_evaluations(random_backbone, small_pair):
 
 def test_luminance_preservation_keeps_content_chroma(random_backbone, small_pair):
     content, style = small_pair
-    plain = stylize(content, style, random_backbone, make_spec(steps=15, learning_rate=0.05))
-    kept = stylize(content, style, random_backbone, make_spec(steps=15, learning_rate=0.05,
+    plain = stylize(content, style, random_backbone, make_spec(optimizer="adam", steps=15, learning_rate=0.05))
+    kept = stylize(content, style, random_backbone, make_spec(optimizer="adam", steps=15, learning_rate=0.05,
                                                              preserve_colors="luminance"))
     chroma = lambda img: rgb_to_yiq(img)[..., 1:]  # noqa: E731
     err_kept = np.abs(chroma(kept.image) - chroma(content)).mean()
@@ -89,7 +89,7 @@ def test_init_image_is_used(random_backbone, small_pair):
     first = []
     from transfer.io.images import array_ref
 
-    spec = make_spec(steps=1, learning_rate=1e-6, init_image=array_ref(start, "grey"))
+    spec = make_spec(optimizer="adam", steps=1, learning_rate=1e-6, init_image=array_ref(start, "grey"))
     stylize(content, style, random_backbone, spec, init_image=start,
             callback=lambda info: first.append(info.image()))
     np.testing.assert_allclose(first[0], 0.5, atol=5e-3)  # 8-bit resize of the init image
@@ -97,7 +97,7 @@ def test_init_image_is_used(random_backbone, small_pair):
 
 def test_resume_equals_uninterrupted(random_backbone, small_pair, tmp_path):
     content, style = small_pair
-    cfg = make_spec(steps=8, scales=2)
+    cfg = make_spec(steps=8, scales=2, optimizer="adam")
     full = stylize(content, style, random_backbone, cfg)
     state = tmp_path / "run.ckpt.npz"
     with pytest.raises(Interrupted, match="step 5"):

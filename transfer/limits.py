@@ -32,7 +32,10 @@ class Limits:
     image_pixels: int = _limit(120_000_000, "pixels of any image file, from its header, before decoding "
                                             "(decompression bombs)")
     output_pixels: int = _limit(2048 * 2048, "pixels of the stylised output; 2048x2048 runs peaked at 8.8 "
-                                             "(Adam) to 12.2 GiB (fast) in bench/results/memory_2048.json")
+                                             "(Adam) to 12.2 GiB (fast) in bench/results/memory_2048.json. With "
+                                             "--tile N: pixels of one tile with its context margin (N/8 rounded "
+                                             "up to a multiple of 16 on each side), and the whole output is "
+                                             "bounded by image_pixels instead")
     style_pixels: int = _limit(2048 * 2048, "pixels of a style image after --style-scale; a larger one is "
                                             "downscaled to fit, with a note")
     checkpoint_bytes: int = _limit(weight_limits.ReadLimits().checkpoint_bytes,

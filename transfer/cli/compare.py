@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from transfer.cli.options import add_run_options, progress_bar, spec_from_args
+from transfer.cli.options import add_run_options, progress_bar, resolved_precision, spec_from_args
 from transfer.core.features import LAYER_PRESETS
 from transfer.errors import DetstyleError, UsageError
 
@@ -73,7 +73,7 @@ def build_plan(args: argparse.Namespace):
     contents = [image_ref(path) for path in args.contents]
     styles = [image_ref(path) for path in args.styles]
     refs, skipped = resolve_backbones(_list(args.backbones, "backbones"), profile=args.profile,
-                                      precision=args.precision)
+                                      precision=resolved_precision(args.precision))
     if not refs:
         raise DetstyleError("no backbone to compare: " + "; ".join(skipped))
 

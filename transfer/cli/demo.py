@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from transfer.cli.options import add_run_options, progress_bar, spec_from_args
+from transfer.cli.options import add_run_options, progress_bar, resolved_precision, spec_from_args
 
 #: The two results the demo shows side by side: the SSD article's taps, then the toolkit's default.
 DEMO_LAYERS = ("article", "gatys")
@@ -33,12 +33,12 @@ def _backbone_or_control(args):
     from weights.errors import WeightsError
 
     try:
-        ref = resolve_backbone(args.backbone, profile=args.profile, precision=args.precision)
+        ref = resolve_backbone(args.backbone, profile=args.profile, precision=resolved_precision(args.precision))
     except (DetstyleError, WeightsError) as exc:
         if args.backbone != "vgg16-mri":
             raise
         print(f"notice: {exc}\nnotice: falling back to the random control backbone", file=sys.stderr)
-        ref = resolve_backbone("random", profile=args.profile, precision=args.precision)
+        ref = resolve_backbone("random", profile=args.profile, precision=resolved_precision(args.precision))
     return load_backbone(ref, seed=args.seed)
 
 
@@ -48,7 +48,7 @@ def _inputs(args):
     from transfer.io.samples import generated_style, grace_hopper_path
 
     content_path = args.content_image or grace_hopper_path()
-    check_output_pixels(content_path, args.size)
+    check_output_pixels(content_path, args.size, args.tile)
     content = load_image(content_path, args.size)
     if args.style_image:
         return content, image_ref(content_path), load_image(args.style_image, args.size), image_ref(args.style_image)

@@ -15,7 +15,7 @@ import functools
 import sys
 from pathlib import Path
 
-from transfer.cli.options import add_run_options, progress_bar, spec_from_args
+from transfer.cli.options import add_run_options, progress_bar, resolved_precision, spec_from_args
 
 #: Figure formats (matplotlib writes them; JPEG keeps a README figure small).
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -119,7 +119,7 @@ def build_plan(args: argparse.Namespace):
 
     contents = image_paths(args.contents, "content")
     styles = image_paths(args.styles, "style")
-    backbone = resolve_backbone(args.backbone, profile=args.profile, precision=args.precision)
+    backbone = resolve_backbone(args.backbone, profile=args.profile, precision=resolved_precision(args.precision))
     make = functools.partial(spec_from_args, args, steps=DEFAULT_STEPS, backbone=backbone)
     return plan_grid(contents, styles, make)
 

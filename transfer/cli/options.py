@@ -13,7 +13,8 @@ import sys
 
 from transfer.backbones.architectures import ALL_PRESETS, ARCHITECTURES
 from transfer.core.schedules import SCHEDULE_NAMES, SCHEDULES
-from transfer.core.spec import COLOUR_METHODS, DEFAULTS, INIT_CHOICES, OPTIMIZERS, PRECISIONS, RunSpec, make_spec
+from transfer.core.spec import (COLOUR_METHODS, DEFAULTS, INIT_CHOICES, OPTIMIZERS, PLATEAU_WINDOW, PRECISIONS, RunSpec,
+                                make_spec)
 from transfer.core.style_transforms import STYLE_TRANSFORMS
 from transfer.seeds.registry import RECIPE_NAMES, RECIPE_SETTINGS
 from weights.registry import PREPROCESSING_PROFILES, REGISTRY
@@ -56,8 +57,9 @@ def add_run_options(parser: argparse.ArgumentParser, size: int, steps: int, *, o
     g.add_argument("--size", type=positive_int, default=size,
                    help=f"longest side of the output in pixels (default {size}); cost grows with size^2")
     g.add_argument("--steps", type=positive_int, default=None,
-                   help=f"optimiser iterations at each scale (default {steps}, or the recipe's); with a named "
-                        "--schedule: the whole schedule's budget (default: the schedule's own)")
+                   help=f"at most this many optimiser iterations at each scale (default {steps}, or the recipe's; "
+                        "--plateau may end the last scale sooner); with a named --schedule: the whole schedule's "
+                        "budget (default: the schedule's own)")
     if one_backbone:
         g.add_argument("--backbone", default="vgg16-mri",
                        help=f"registry name ({', '.join(REGISTRY)}; default vgg16-mri, the trained VGG16 that installs "
@@ -66,10 +68,11 @@ def add_run_options(parser: argparse.ArgumentParser, size: int, steps: int, *, o
     g.add_argument("--profile", choices=sorted(PREPROCESSING_PROFILES), default=None,
                    help="input preprocessing; default: the backbone's own (caffe for VGG16 weights, "
                         "rgb_mean for ssd.pytorch)")
-    g.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                   help="compute precision of the backbone: fp32 (default) or bf16 (mixed: variables and "
-                        "losses stay fp32; measured 1.76x faster per loss+gradient evaluation than fp32 at 512 px "
-                        "on a 2-core AVX512-BF16 CPU, bench/results/floors.json)")
+    g.add_argument("--precision", choices=[AUTO_PRECISION, *PRECISIONS], default=AUTO_PRECISION,
+                   help="compute precision of the backbone: auto (default: bf16 on a GPU or a CPU with AVX512-BF16 "
+                        "or AMX, fp32 otherwise), fp32, or bf16 (mixed: variables, Grams and losses stay fp32; "
+                        "measured 1.76x faster per loss+gradient evaluation than fp32 at 512 px on a 2-core "
+                        "AVX512-BF16 CPU, bench/results/floors.json; emulated, hence slower, on CPUs without it)")
     _add_objective_options(parser, one_backbone)
     _add_schedule_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed: noise init and the random backbone (default 0)")
@@ -112,9 +115,16 @@ def _add_objective_options(parser: argparse.ArgumentParser, with_layers: bool = 
 def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("optimiser and schedule")
     g.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None,
-                   help="adam (default; one compiled step) or lbfgs (scipy L-BFGS-B, box-bounded, no step size)")
+                   help="lbfgs (default: scipy L-BFGS-B, box-bounded, no step size; measured the fastest route to a "
+                        "given loss of the default objective, bench/results/default_speed_512.json) or adam (one "
+                        "compiled step per iteration; resumes exactly; the one --tile uses)")
     g.add_argument("--learning-rate", type=non_negative_float, default=None,
-                   help=f"Adam step size in pixel units of a [0,1] image (default {DEFAULTS['learning_rate']})")
+                   help=f"Adam's step size in pixel units of a [0,1] image (default {DEFAULTS['learning_rate']}); "
+                        "needs --optimizer adam")
+    g.add_argument("--plateau", type=non_negative_float, default=None, metavar="SHARE",
+                   help=f"stop before --steps once the mean loss of the last {PLATEAU_WINDOW} steps is less than SHARE "
+                        f"below the {PLATEAU_WINDOW} before (default {DEFAULTS['plateau']} with this toolkit's loss, "
+                        "off with a --recipe or a named --schedule; 0 turns it off)")
     g.add_argument("--scales", type=positive_int, default=None,
                    help="pyramid levels, coarse to fine, ratio sqrt(2) (default 1); e.g. 3 at --size 512 "
                         "runs 256, 362, 512 px, each level starting from the upsampled previous result")
@@ -127,12 +137,35 @@ def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
                         "tutorial's time extrapolated from its timed steps; bench/results/fast_schedule_512.json)")
     g.add_argument("--init", default=None,
                    help=f"start from: {', '.join(INIT_NAMES)} (default content), or an image path")
+    g.add_argument("--tile", type=positive_int, default=None, metavar="N",
+                   help="optimise the output in N x N tiles, one at a time, so peak memory follows the tile and not "
+                        "the image: for outputs that do not fit otherwise (--limit output_pixels then bounds the tile "
+                        "plus its context margin of N/8 px, rounded up to a multiple of 16, on each side; the whole "
+                        "output is bounded by image_pixels). "
+                        "The grid moves by a seeded random offset every step so no seam stays in one place, and the "
+                        "style statistics are the whole style's. N >= 64 and a multiple of 16; plain schedule, "
+                        "Adam, one scale, the default loss. Costs up to 1.56x the pixels per step plus one content "
+                        "forward pass per tile. Default: the whole image at once. bench/results/tiling.json "
+                        "measures it (python -m bench.tiling)")
 
 
 def _presets_help() -> str:
     """`vgg16: gatys (default), article, ...; resnet50: stages (default)`, from the registry."""
     return "; ".join(f"{name}: " + ", ".join(p + (" (default)" if p == a.default_layers else "") for p in a.presets)
                      for name, a in ARCHITECTURES.items())
+
+
+#: `--precision auto`: resolved by `resolved_precision` to what this machine computes natively.
+AUTO_PRECISION = "auto"
+
+
+def resolved_precision(precision: str) -> str:
+    """fp32 or bf16: `auto` becomes what the hardware computes natively (the spec records the result)."""
+    if precision != AUTO_PRECISION:
+        return precision
+    from transfer.backbones.precision import automatic_precision
+
+    return automatic_precision()
 
 
 def spec_from_args(args: argparse.Namespace, *, steps: int, content=None, styles=(), layers: str | None = None,
@@ -152,6 +185,8 @@ def spec_from_args(args: argparse.Namespace, *, steps: int, content=None, styles
         schedule=args.schedule,
         steps=args.steps or (None if (args.recipe or args.schedule not in (None, "plain")) else steps),
         optimizer=args.optimizer, learning_rate=args.learning_rate, scales=args.scales, init=init, seed=args.seed,
+        plateau=args.plateau,
+        tile=getattr(args, "tile", None),
         size=args.size, content=content, styles=styles, init_image=init_image, backbone=backbone,
     )
 

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from transfer.cli.options import add_run_options, chain, positive_int, progress_bar, spec_from_args
+from transfer.cli.options import add_run_options, chain, positive_int, progress_bar, resolved_precision, spec_from_args
 from transfer.errors import DivergenceError, OutputExists, UsageError
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
@@ -58,7 +58,7 @@ def build_spec(args: argparse.Namespace):
         raise UsageError("no style image: give STYLE or --style PATH[:WEIGHT]")
     content = image_ref(args.content)
     styles = [image_ref(path, weight) for path, weight in style_options]
-    backbone = resolve_backbone(args.backbone, profile=args.profile, precision=args.precision)
+    backbone = resolve_backbone(args.backbone, profile=args.profile, precision=resolved_precision(args.precision))
     return spec_from_args(args, steps=300, content=content, styles=styles, backbone=backbone)
 
 
@@ -156,6 +156,7 @@ def _with_last_good(exc: DivergenceError, output: Path) -> DivergenceError:
 
 def _print_summary(output: Path, result) -> None:
     last, steps = result.history[-1], len(result.history)
-    print(f"wrote {output} ({result.image.shape[1]}x{result.image.shape[0]}, {steps} steps, "
+    ended = " (the loss reached a plateau)" if result.stop_reason == "plateau" else ""
+    print(f"wrote {output} ({result.image.shape[1]}x{result.image.shape[0]}, {steps} steps{ended}, "
           f"{result.seconds:.1f} s, {result.seconds / max(steps, 1):.3f} s/step, "
           f"loss style {last['style']:.4g} content {last['content']:.4g} tv {last['tv']:.4g})")

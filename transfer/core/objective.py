@@ -45,6 +45,10 @@ class Objective:
     upper: float | None = 1.0
     #: Whether `with_tv_eps` means anything (objectives with an L1 total variation).
     has_l1_tv: bool = False
+    #: The weight of the exact L1 total variation (`tf.image.total_variation` of the
+    #: parameters) inside `terms()["total"]`, for solvers that treat it exactly
+    #: (`transfer.core.proximal`); None when the objective has no such term.
+    l1_tv_weight: float | None = None
 
     def __init__(self, backbone: Backbone, layers: LayerSpec, contents: np.ndarray, styles: Styles, *,
                  targets: TargetCache | None = None):
@@ -120,6 +124,15 @@ class Objective:
     # -- the loss -----------------------------------------------------------------------
     def terms(self, param: tf.Tensor) -> dict[str, tf.Tensor]:
         raise NotImplementedError
+
+    def smooth_terms(self, param: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The terms without the exact L1 total variation; `"total"` is their sum.
+
+        Only objectives with an `l1_tv_weight` define it.  A proximal solver differentiates
+        this part and handles `l1_tv_weight * tf.image.total_variation(param)` exactly, so
+        `terms(param)["total"] == smooth_terms(param)["total"] + that` (up to rounding).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no exact L1 total variation to split off")
 
 
 class NormalisedObjective(Objective):

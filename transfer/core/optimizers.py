@@ -37,10 +37,33 @@ class AdamState:
     m: np.ndarray
     v: np.ndarray
     t: float = 0.0
+    #: The bias-corrected exponential moving average of the iterates, when the stage keeps one.
+    average: np.ndarray | None = None
 
     @classmethod
     def start(cls, param: np.ndarray) -> AdamState:
         return cls(param.astype(np.float32), np.zeros_like(param, np.float32), np.zeros_like(param, np.float32))
+
+    @property
+    def result(self) -> np.ndarray:
+        """What the stage hands on: the average of the iterates where one is kept, else the last iterate."""
+        return self.param if self.average is None else self.average
+
+    def resized(self, size: tuple[int, int]) -> AdamState:
+        """This state on a `(height, width)` grid, for the next scale of a pyramid (crowsonkb's `scale_adam`).
+
+        The first moment is resampled bicubically like the image; the second bilinearly and kept
+        >= 0 (bicubic overshoot would make it negative).  The step count carries on, so the bias
+        correction does not restart as if the moments were empty.  The next stage starts from the
+        average, resized, and begins a new average.
+        """
+        import tensorflow as tf
+
+        def resize(array: np.ndarray, method: str) -> np.ndarray:
+            return tf.image.resize(array, size, method=method).numpy().astype(np.float32)
+
+        return AdamState(resize(self.result, "bicubic"), resize(self.m, "bicubic"),
+                         np.maximum(resize(self.v, "bilinear"), 0.0), self.t)
 
 
 def _mean_losses(terms: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -49,15 +72,21 @@ def _mean_losses(terms: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 
 def run_adam(objective: Objective, state: AdamState, steps: int, settings: AdamSettings, *,
              first_step: int = 1, callback: StepCallback | None = None, checkpoint_every: int = 0,
-             on_checkpoint: Callable[[AdamState, int], None] | None = None) -> tuple[AdamState, list[dict]]:
+             on_checkpoint: Callable[[AdamState, int], None] | None = None,
+             average_decay: float | None = None) -> tuple[AdamState, list[dict]]:
     """Adam on the parameters, clipped to the objective's range after each update.
 
     A step whose loss or gradient is non-finite changes nothing and raises
     `NonFiniteLoss` carrying the last good parameters.  `on_checkpoint(state, step)` is
-    called every `checkpoint_every` steps with the full optimiser state.
+    called every `checkpoint_every` steps with the full optimiser state.  With
+    `average_decay`, an exponential moving average of the iterates (Polyak averaging, as
+    crowsonkb's style_transfer keeps one) is the stage's image: the callback sees it and
+    `AdamState.result` returns it.  Averaging removes the per-step jitter of Adam's noisy
+    steps at no extra network evaluation.
     """
     param = tf.Variable(state.param)
     m, v, t = tf.Variable(state.m), tf.Variable(state.v), tf.Variable(state.t, dtype=tf.float32)
+    average = _IterateAverage(param, average_decay) if average_decay else None
     lr, beta_1, beta_2, epsilon = settings.learning_rate, settings.beta_1, settings.beta_2, settings.epsilon
     lo = -np.inf if objective.lower is None else objective.lower
     hi = np.inf if objective.upper is None else objective.upper
@@ -81,21 +110,43 @@ def run_adam(objective: Objective, state: AdamState, steps: int, settings: AdamS
         return losses
 
     def snapshot() -> AdamState:
-        return AdamState(param.numpy(), m.numpy(), v.numpy(), float(t.numpy()))
+        return AdamState(param.numpy(), m.numpy(), v.numpy(), float(t.numpy()),
+                         None if average is None else average.value())
 
     history: list[dict] = []
     start = time.perf_counter()
+    current = param.numpy if average is None else average.value
     for i in range(first_step, first_step + steps):
         losses = {k: float(x) for k, x in step().items()}
         if not losses.pop("finite") or not all(np.isfinite(x) for x in losses.values()):
             raise NonFiniteLoss(i, losses, param.numpy())
+        if average is not None:
+            average.update()
         history.append(losses)
-        stop = callback is not None and callback(i, losses, time.perf_counter() - start, param.numpy)
+        stop = callback is not None and callback(i, losses, time.perf_counter() - start, current)
         if on_checkpoint is not None and checkpoint_every and i % checkpoint_every == 0 and not stop:
             on_checkpoint(snapshot(), i)
         if stop:
             break
     return snapshot(), history
+
+
+class _IterateAverage:
+    """A bias-corrected exponential moving average of a variable's values (crowsonkb's `EMA`)."""
+
+    def __init__(self, variable: tf.Variable, decay: float):
+        self.variable, self.decay = variable, decay
+        self.accumulated = tf.Variable(tf.zeros_like(variable))
+        self.weight = 0.0  # 1 - decay ** updates: the bias correction
+
+    def update(self) -> None:
+        self.accumulated.assign(self.decay * self.accumulated + (1.0 - self.decay) * self.variable)
+        self.weight = 1.0 - self.decay * (1.0 - self.weight)
+
+    def value(self) -> np.ndarray:
+        if self.weight == 0.0:
+            return self.variable.numpy()
+        return self.accumulated.numpy() / self.weight
 
 
 def run_lbfgs(objective: Objective, param0: np.ndarray, steps: int, *, memory: int = 10, first_step: int = 1,

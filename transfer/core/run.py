@@ -31,17 +31,37 @@ class RunInputs:
 def check_output_size(spec: RunSpec) -> None:
     """Refuse an output above `--limit output_pixels`, from the content's header, before any decoding."""
     if spec.content is not None and spec.size is not None:
-        check_output_pixels(spec.content.source, spec.size)
+        check_output_pixels(spec.content.source, spec.size, spec.tile)
 
 
-def check_output_pixels(content_path: str | os.PathLike, size: int) -> None:
-    """`content_path` resized to `size` on its longest side fits `--limit output_pixels` (header only)."""
+def check_output_pixels(content_path: str | os.PathLike, size: int, tile: int | None = None) -> None:
+    """`content_path` resized to `size` on its longest side fits the limits (header only).
+
+    Untiled, the output is what the network sees at once, so it must fit `--limit output_pixels`.
+    With `--tile`, the network sees one window (the tile and its context margin) at a time: the
+    window must fit `output_pixels`, and the whole output, held as a few full-size arrays, `image_pixels`.
+    """
     width, height = image_size(content_path)
     scale = size / max(width, height)
     out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
-    if out_w * out_h > limits.current().output_pixels:
+    if tile is not None:
+        _check_tiled(size, tile, out_w, out_h)
+    elif out_w * out_h > limits.current().output_pixels:
         raise UsageError(f"--size {size}: " + limits.refusal(f"a {out_w}x{out_h} output", out_w * out_h,
                                                              "output_pixels"))
+
+
+def _check_tiled(size: int, tile: int, out_w: int, out_h: int) -> None:
+    from transfer.core.tiles import window_side
+
+    side = window_side(tile)
+    win_w, win_h = min(out_w, side), min(out_h, side)
+    if win_w * win_h > limits.current().output_pixels:
+        raise UsageError(f"--tile {tile}: " + limits.refusal(f"a {win_w}x{win_h} tile with its context margin",
+                                                             win_w * win_h, "output_pixels"))
+    if out_w * out_h > limits.current().image_pixels:
+        raise UsageError(f"--size {size}: " + limits.refusal(f"a {out_w}x{out_h} tiled output", out_w * out_h,
+                                                             "image_pixels"))
 
 
 def load_inputs(spec: RunSpec) -> RunInputs:

@@ -27,6 +27,7 @@ from transfer.backbones.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from transfer.core.features import LAYER_PRESETS, LayerSpec
 from transfer.core.schedules import MIN_SIDE, SCALE_RATIO, SCHEDULES
 from transfer.core.style_transforms import STYLE_TRANSFORMS
+from transfer.core.tiles import MIN_TILE, TILE_MULTIPLE
 from transfer.errors import DetstyleError, UsageError
 
 #: Objectives: this toolkit's normalised loss, or one of the seed recipes (transfer.seeds).
@@ -43,8 +44,12 @@ MAX_SEED = 2**32 - 1
 #: Loss weights above this overflow float32 for no gain: every loss term is normalised to about 1.
 MAX_LOSS_WEIGHT = 1e6
 
+#: The optimiser (L-BFGS), the plateau rule and automatic bf16 are issue 21's measured fastest route to the
+#: loss of the former default, Adam 0.02 for 300 steps in fp32 (bench/results/default_speed_512.json).
 DEFAULTS = dict(layers="gatys", style_weight=1.0, content_weight=0.05, tv_weight=1.0, steps=300,
-                optimizer="adam", learning_rate=0.02, scales=1, style_scale=1.0, init="content")
+                optimizer="lbfgs", learning_rate=0.02, scales=1, style_scale=1.0, init="content", plateau=0.005)
+#: The plateau rule compares the mean loss of the last PLATEAU_WINDOW steps with the window before.
+PLATEAU_WINDOW = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +104,11 @@ class RunSpec:
     # how it is minimised
     schedule: str = "plain"  # "plain" (--scales levels of --optimizer) or a SCHEDULES name
     steps: int = 300  # plain: iterations per scale; a named schedule: its whole budget
-    optimizer: str | None = "adam"  # None under a named schedule: it picks its own
-    learning_rate: float | None = 0.02  # Adam only
+    optimizer: str | None = "lbfgs"  # None under a named schedule: it picks its own
+    learning_rate: float | None = None  # Adam only
     scales: int | None = 1
+    plateau: float | None = 0.005  # stop when the loss fell less than this share over PLATEAU_WINDOW steps
+    tile: int | None = None  # optimise in tiles of this side (transfer.core.tiling); None: the whole image at once
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -214,6 +221,33 @@ def _validate(spec: RunSpec) -> None:
     for name in ("learning_rate", "style_scale"):
         if getattr(spec, name) == 0:
             raise UsageError(f"--{name.replace('_', '-')} must be > 0")
+    if spec.plateau is not None and not (math.isfinite(spec.plateau) and 0 < spec.plateau < 1):
+        raise UsageError(f"--plateau must be a share of the loss between 0 and 1 (0 turns the rule off), got {spec.plateau}")
+    if spec.tile is not None:
+        _validate_tile(spec)
+
+
+def _validate_tile(spec: RunSpec) -> None:
+    """`--tile N`: a size the backbone's pooling grid divides, and a run that can be cut into tiles.
+
+    Tiled Adam needs one optimiser at one size (plain schedule, Adam, one scale) and a loss that is
+    a per-pixel average (this toolkit's normalised objective), so a tile's loss estimates the image's.
+    """
+    tile = spec.tile
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE or tile % TILE_MULTIPLE:
+        raise UsageError(f"--tile must be a whole number of pixels, at least {MIN_TILE} and a multiple of "
+                         f"{TILE_MULTIPLE} (the backbone pools four times), got {tile!r}")
+    if spec.schedule != "plain":
+        raise UsageError(f"--tile works with the plain schedule only: --schedule {spec.schedule} chooses its own "
+                         "optimisers and sizes, and tiling runs one Adam stage at one size; drop one of them")
+    if spec.optimizer != "adam":
+        raise UsageError(f"--tile needs --optimizer adam: {spec.optimizer}'s line search needs the loss of the whole "
+                         "image at once, which tiling never computes; drop one of them")
+    if spec.scales != 1:
+        raise UsageError(f"--tile optimises one size: drop --scales {spec.scales} or --tile")
+    if spec.recipe is not None:
+        raise UsageError(f"--tile needs this toolkit's normalised loss (per-pixel averages, so a tile's loss estimates "
+                         f"the image's); --recipe {spec.recipe} has its own: drop one of them")
 
 
 def _flag(name: str) -> str:
@@ -244,6 +278,8 @@ def make_spec(
     optimizer: str | None = None,
     learning_rate: float | None = None,
     scales: int | None = None,
+    tile: int | None = None,
+    plateau: float | None = None,
     init: str | None = None,
     seed: int = 0,
     size: int | None = None,
@@ -265,7 +301,7 @@ def make_spec(
                  style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
                  style_transform=style_transform,
                  style_scale=style_scale, optimizer=optimizer, learning_rate=learning_rate, scales=scales,
-                 init=init if init_image is None else "image")
+                 init=init if init_image is None else "image", tile=tile, plateau=plateau)
     schedule = schedule or "plain"
     if recipe is not None:
         _check_recipe_name(recipe)
@@ -280,13 +316,14 @@ def make_spec(
     architecture = backbone.architecture if backbone is not None else DEFAULT_ARCHITECTURE
     fields = _objective_fields(recipe, given, architecture) | _schedule_fields(recipe, schedule, steps, given)
     if fields["optimizer"] == "lbfgs":
-        _refuse(given, ("learning_rate",), "L-BFGS chooses its own step length")
+        _refuse(given, ("learning_rate",), "L-BFGS chooses its own step length" +
+                ("" if optimizer else " (L-BFGS is the default optimiser: add --optimizer adam to set Adam's step)"))
         fields["learning_rate"] = None
     if recipe in _RECIPES_RESIZING_STYLE:
         _refuse(given, ("style_scale",), f"--recipe {recipe} compares feature maps, so the style takes the content's size")
         fields["style_scale"] = None
     return RunSpec(content=content, styles=tuple(styles), init_image=init_image, backbone=backbone, size=size,
-                   preserve_colors=preserve_colors, seed=seed, **fields)
+                   preserve_colors=preserve_colors, seed=seed, tile=tile, **fields)
 
 
 #: Recipes whose objective resizes the style to the content (raw feature maps, no Gram).
@@ -338,7 +375,7 @@ def _schedule_fields(recipe: str | None, schedule: str, steps: int | None, given
         if schedule not in SCHEDULES:
             raise UsageError(f"--schedule must be one of plain, {', '.join(SCHEDULES)}, got {schedule!r}")
         return dict(schedule=schedule, steps=_given_or(steps, SCHEDULES[schedule].default_steps), optimizer=None,
-                    learning_rate=None, scales=None)
+                    learning_rate=None, scales=None, plateau=given["plateau"] or None)
     if recipe is not None:
         from transfer.seeds.registry import RECIPE_SETTINGS
 
@@ -347,11 +384,13 @@ def _schedule_fields(recipe: str | None, schedule: str, steps: int | None, given
         return dict(schedule="plain", steps=_given_or(steps, settings.steps),
                     optimizer=_given_or(given["optimizer"], settings.optimizer),
                     learning_rate=_given_or(given["learning_rate"], own_rate),
-                    scales=_given_or(given["scales"], DEFAULTS["scales"]))
+                    scales=_given_or(given["scales"], DEFAULTS["scales"]), plateau=given["plateau"] or None)
+    tiled = given["tile"] is not None  # tiles are optimised by Adam (L-BFGS needs the whole image's loss)
     return dict(schedule="plain", steps=_given_or(steps, DEFAULTS["steps"]),
-                optimizer=_given_or(given["optimizer"], DEFAULTS["optimizer"]),
+                optimizer=_given_or(given["optimizer"], "adam" if tiled else DEFAULTS["optimizer"]),
                 learning_rate=_given_or(given["learning_rate"], DEFAULTS["learning_rate"]),
-                scales=_given_or(given["scales"], DEFAULTS["scales"]))
+                scales=_given_or(given["scales"], DEFAULTS["scales"]),
+                plateau=_given_or(given["plateau"], DEFAULTS["plateau"]) or None)  # 0: the rule is off
 
 
 def _given_or(value, default):

@@ -30,8 +30,9 @@ from transfer.core.colour import luminance_transfer, match_colour_statistics
 from transfer.core.objective import Objective, Styles, build_objective
 from transfer.core.optimizers import AdamState, NonFiniteLoss, StepCallback, run_adam, run_lbfgs
 from transfer.core.schedules import LBFGS_MEMORY, MIN_SIDE, Stage, stages_for
-from transfer.core.spec import RunSpec
+from transfer.core.spec import PLATEAU_WINDOW, RunSpec
 from transfer.core.targets import TargetCache
+from transfer.core.tiling import TiledObjective, run_tiled_adam
 from transfer.errors import DetstyleError, DivergenceError, UsageError
 from transfer.io.images import resize_array, resize_batch
 from transfer.io.run_state import Interrupted, RunState, stop_on_signals
@@ -60,6 +61,29 @@ class StyleResult:
     history: list[dict[str, float]]
     seconds: float
     spec: RunSpec
+    stop_reason: str = "budget"  # budget | plateau | callback
+
+
+class PlateauRule:
+    """Ends a run whose loss has stopped falling: the mean loss of the last `window` steps is less
+    than `tolerance` (a share) below the mean of the `window` steps before.
+
+    Means of windows, not two single steps, so Adam's step-to-step noise does not end a run
+    that is still improving; L-BFGS's occasional uphill iteration neither.  Only the last stage
+    of a run is watched (a coarse scale that plateaus still has its finer scales to run).
+    """
+
+    def __init__(self, tolerance: float, window: int):
+        self.tolerance, self.window = tolerance, window
+        self.losses: list[float] = []
+
+    def reached(self, loss: float) -> bool:
+        self.losses.append(loss)
+        if len(self.losses) < 2 * self.window:
+            return False
+        before = float(np.mean(self.losses[-2 * self.window : -self.window]))
+        now = float(np.mean(self.losses[-self.window :]))
+        return before - now < self.tolerance * abs(before)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,11 +104,16 @@ def run_stage(objective: Objective, stage: Stage, param: np.ndarray, *, adam: Ad
     Raises `NonFiniteLoss` (from the optimiser) when the loss or gradient stops being finite.
     """
     remaining = stage.steps - done
+    if isinstance(objective, TiledObjective):  # `--tile`: Adam one tile at a time (transfer.core.tiling)
+        state, history = run_tiled_adam(objective, adam or AdamState.start(param), remaining, stage.adam,
+                                        first_step=done + 1, callback=on_step, checkpoint_every=checkpoint_every,
+                                        on_checkpoint=on_checkpoint)
+        return StageResult(state.param, state, history, done + len(history))
     if stage.optimizer == "adam":
         state, history = run_adam(objective, adam or AdamState.start(param), remaining, stage.adam,
                                   first_step=done + 1, callback=on_step, checkpoint_every=checkpoint_every,
-                                  on_checkpoint=on_checkpoint)
-        return StageResult(state.param, state, history, done + len(history))
+                                  on_checkpoint=on_checkpoint, average_decay=stage.average_decay)
+        return StageResult(state.result, state, history, done + len(history))
     param, history = run_lbfgs(objective, param, remaining, memory=LBFGS_MEMORY, first_step=done + 1,
                                callback=on_step)
     return StageResult(param, None, history, done + len(history))
@@ -96,20 +125,24 @@ class _Progress:
     def __init__(self, total: int, callback, stop: threading.Event, single: bool, history: list[dict]):
         self.total, self.callback, self.stop, self.single = total, callback, stop, single
         self.history = history
-        self.halted = False  # the callback asked to stop the run
+        self.halted: str | None = None  # why the run ends early: "callback" or "plateau"
         self.started = time.perf_counter()
 
-    def for_stage(self, index: int, stage: Stage, offset: int, objective: Objective) -> StepCallback:
-        return functools.partial(self._on_step, index, stage.size, offset, objective)
+    def for_stage(self, index: int, stage: Stage, offset: int, objective: Objective,
+                  plateau: PlateauRule | None = None) -> StepCallback:
+        return functools.partial(self._on_step, index, stage.size, offset, objective, plateau)
 
-    def _on_step(self, index, size, offset, objective, step, losses, seconds, current_param) -> bool:
+    def _on_step(self, index, size, offset, objective, plateau, step, losses, seconds, current_param) -> bool:
         self.history.append(losses)
         if self.callback is not None:
             image = functools.partial(self.pixels, objective, current_param)
             info = StepInfo(offset + step, self.total, index, size, losses, self.seconds(), image)
             if self.callback(info):
-                self.halted = True
+                self.halted = "callback"
                 return True
+        if plateau is not None and plateau.reached(losses["total"]):
+            self.halted = "plateau"
+            return True
         return self.stop.is_set()
 
     def pixels(self, objective: Objective, param) -> np.ndarray:
@@ -199,6 +232,8 @@ def _objective_at(backbone: Backbone, spec: RunSpec, contents_full: np.ndarray, 
                   size: tuple[int, int], targets: TargetCache | None = None) -> Objective:
     """The spec's objective with its targets for one output size (taken from `targets` when cached there)."""
     sized = [(style_at(img, size, spec.style_scale), w) for img, w in styles]
+    if spec.tile is not None:  # features of the whole content would cost what tiling saves
+        return TiledObjective.build(backbone, spec, resize_batch(contents_full, size), sized)
     return build_objective(backbone, spec, resize_batch(contents_full, size), sized, targets=targets)
 
 
@@ -209,8 +244,16 @@ class _Start:
     done: int
 
 
-def _stage_start(objective: Objective, stage: Stage, pixels: np.ndarray, resume: RunState | None) -> _Start:
-    """A fresh stage starts from the previous stage's pixels; a resumed one from the saved state."""
+def _stage_start(objective: Objective, stage: Stage, pixels: np.ndarray, resume: RunState | None,
+                 previous: AdamState | None = None) -> _Start:
+    """A fresh stage starts from the previous stage's pixels (or, with `carry_moments`, its whole
+    Adam state resized); a resumed one from the saved state."""
+    if resume is None and stage.carry_moments and previous is not None:
+        carried = previous.resized(stage.size)
+        lo = -np.inf if objective.lower is None else objective.lower
+        hi = np.inf if objective.upper is None else objective.upper
+        param = np.clip(carried.param, lo, hi)  # bicubic resampling overshoots the box
+        return _Start(param, dataclasses.replace(carried, param=param), 0)
     if resume is None:
         return _Start(objective.to_param(resize_batch(pixels, stage.size)), None, 0)
     adam = AdamState(resume.param, resume.m, resume.v, resume.t) if resume.m is not None else None
@@ -259,7 +302,9 @@ def stylize(
     """Optimise an image so its features match `content` and its style statistics `style`.
 
     Args:
-      content: float RGB in [0, 1], `(H, W, 3)`, or a batch `(B, H, W, 3)` sharing one style.
+      content: float RGB in [0, 1], `(H, W, 3)`, or a batch `(B, H, W, 3)` sharing one style.  With
+        Adam each image of a batch gets exactly its own run's result; L-BFGS minimises the batch's
+        summed loss with one line search, so its images differ from separate runs.
       style: `(h, w, 3)` array, or a list of `(array, weight)` pairs to blend styles.
       backbone: from `transfer.backbones.load.load_backbone`; must match `spec.backbone` if set.
       spec: a `RunSpec` from `make_spec`; the default is the toolkit's recommendation.
@@ -294,25 +339,32 @@ def stylize(
         saver = _Checkpointer(state_path, spec, history)
         pixels = initial_pixels(resize_batch(contents_full, stages[0].size), styles, spec, init_image)
         objectives: dict[tuple[int, int], Objective] = {}  # stages at one size share their targets
+        carried: AdamState | None = None  # the last stage's Adam state, for a stage that carries it on
         for index in range(first, len(stages)):
             stage = stages[index]
             if stage.size not in objectives:
                 objectives[stage.size] = _objective_at(backbone, spec, contents_full, styles, stage.size, targets)
             objective = objectives[stage.size].with_tv_eps(stage.tv_eps)
-            start = _stage_start(objective, stage, pixels, resume if index == first else None)
+            start = _stage_start(objective, stage, pixels, resume if index == first else None, carried)
             try:
-                result = _resume_or_run(objective, stage, start, progress.for_stage(index, stage, offsets[index], objective),
-                                        checkpoint_every if state_path else 0, saver.for_stage(index))
+                on_step = progress.for_stage(index, stage, offsets[index], objective,
+                                             _plateau_rule(spec) if index == len(stages) - 1 else None)
+                result = _resume_or_run(objective, stage, start, on_step, checkpoint_every if state_path else 0,
+                                        saver.for_stage(index))
             except NonFiniteLoss as exc:
                 raise _divergence(exc, offsets[index], progress, objective) from None
             saver.save(index, result.param, result.adam, result.done)
             if stop.is_set():
                 where = f" State saved to {state_path}; continue with --resume." if state_path else ""
                 raise Interrupted(f"interrupted at step {offsets[index] + result.done} of {offsets[-1]}.{where}")
-            pixels = objective.to_pixels(result.param)
+            pixels, carried = objective.to_pixels(result.param), result.adam
             if progress.halted:
                 break
 
     if spec.preserve_colors == "luminance":
         pixels = np.stack([luminance_transfer(p, c) for p, c in zip(pixels, contents_full)])
-    return StyleResult(pixels[0] if single else pixels, history, progress.seconds(), spec)
+    return StyleResult(pixels[0] if single else pixels, history, progress.seconds(), spec, progress.halted or "budget")
+
+
+def _plateau_rule(spec: RunSpec) -> PlateauRule | None:
+    return None if spec.plateau is None else PlateauRule(spec.plateau, PLATEAU_WINDOW)

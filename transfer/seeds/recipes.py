@@ -63,17 +63,25 @@ class TutorialObjective(Objective):
     """
 
     has_l1_tv = True
+    l1_tv_weight = 30.0
 
-    def terms(self, param):
+    def smooth_terms(self, param):
+        """Style and content (weighted) and their sum as `"total"`: the loss less its TV."""
         style, content = self.features(param)
         n_s, n_c = len(style), len(content)
         s = tf.add_n([_mean_hw(tf.square(self.style_statistic(f) - t)) for f, t in zip(style, self.style_targets)])
         c = tf.add_n([_mean_hw(tf.square(f - t)) for f, t in zip(content, self.content_targets)])
+        terms = {"style": s * (1e-2 / n_s), "content": c * (1e4 / n_c)}
+        terms["total"] = terms["style"] + terms["content"]
+        return terms
+
+    def terms(self, param):
+        smooth = self.smooth_terms(param)
         if self.tv_eps is None:
             tv = tf.cast(tf.image.total_variation(param), tf.float32)
         else:
             tv = charbonnier_total_variation(tf.cast(param, tf.float32), self.tv_eps)
-        terms = {"style": s * (1e-2 / n_s), "content": c * (1e4 / n_c), "tv": 30.0 * tv}
+        terms = {"style": smooth["style"], "content": smooth["content"], "tv": self.l1_tv_weight * tv}
         terms["total"] = terms["style"] + terms["content"] + terms["tv"]
         return terms
 
