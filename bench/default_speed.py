@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     backbone = load_backbone(args.backbone)
     record = {"size": args.size, "backbone": backbone.name, "score_every": args.score_every,
+              "cap_seconds": args.cap_seconds,
               "baseline": BASELINE, "candidates": {c: CANDIDATES[c] for c in args.candidates},
               "device": device_info(), "pairs": {}}
     for name in args.pairs:

@@ -40,12 +40,18 @@ def _method_label(name: str, row: dict, spec: dict) -> str:
 
 
 def _speed_row(name: str, row: dict, spec: dict) -> list[str]:
-    q = row.get("quality", {})
     reached = f"{row['seconds_to_target']:.0f} s" if row["seconds_to_target"] else "not reached"
     ratio = f"**{row['speedup']:.1f}×**" if row.get("speedup") else "–"
     return [_method_label(name, row, spec), reached, ratio,
             f"{row['seconds']:.0f} s, {row['steps']} steps ({row['stop_reason']})", f"{row['final_loss']:.5f}",
-            f"{q['judge_gram']:.3f}", f"{q['palette_swd']:.2f}", f"{q['ssim']:.3f}"]
+            *_quality_cells(row.get("quality"))]
+
+
+def _quality_cells(q: dict | None) -> list[str]:
+    """A picture's metrics; a run stopped at the target has no final picture to judge ("—")."""
+    if not q:
+        return ["—"] * 3
+    return [f"{q['judge_gram']:.3f}", f"{q['palette_swd']:.2f}", f"{q['ssim']:.3f}"]
 
 
 def speed_table(record: dict) -> list[str]:
@@ -84,6 +90,14 @@ def picture_verdict(record: dict, candidate: str = "default") -> str:
             f"(judge Gram and SWD, palette, SSIM, edge correlation); worse in: {'; '.join(worse)}.")
 
 
+def speed_command(record: dict) -> str:
+    """The command line that wrote a `default_speed` record (its pairs, candidates and cap)."""
+    candidates = " ".join(next(iter(record["pairs"].values()))["candidates"])
+    cap = f" --cap-seconds {record['cap_seconds']:g}" if record.get("cap_seconds") else ""
+    return (f"python -m bench.default_speed --size {record['size']} --pairs {' '.join(record['pairs'])} "
+            f"--candidates {candidates}{cap}")
+
+
 def default_speed_section(results) -> str:
     main, levers = results.default_speed, results.default_levers
     ratios = _default_ratios(main)
@@ -96,9 +110,9 @@ def default_speed_section(results) -> str:
              f"{'met' if met else 'not met'}. {picture_verdict(main)}")
     parts = [_para(intro), "", *speed_table(main)]
     if levers is not None:
-        parts += ["", _para(f"Each lever alone, `python -m bench.default_speed --size {levers['size']} --candidates "
-                            f"{' '.join(next(iter(levers['pairs'].values()))['candidates'])}` "
-                            f"(`default_speed_{levers['size']}.json`, one run, at {levers['size']}² to keep it short):"),
+        parts += ["", _para(f"Each lever alone, `{speed_command(levers)}` (`default_speed_{levers['size']}.json`, one "
+                            f"run, at {levers['size']}² to keep it short; a candidate that has not reached the target "
+                            "stops at the cap):"),
                   "", *speed_table(levers)]
     return "\n".join(parts)
 
@@ -192,8 +206,8 @@ def command_rows(results) -> list[list[str]]:
              f"the default against the former default (Adam, 300 steps, fp32) on {len(main['pairs'])} pairs",
              f"{main['wall_seconds']:,.0f} s"]]
     if results.default_levers is not None:
-        rows.append([f"`python -m bench.default_speed --size {results.default_levers['size']} --candidates …`",
-                     "each lever of the default alone", f"{results.default_levers['wall_seconds']:,.0f} s"])
+        rows.append([f"`{speed_command(results.default_levers)}`", "each lever of the default alone",
+                     f"{results.default_levers['wall_seconds']:,.0f} s"])
     rows.append([f"`python -m bench.levers --size {levers['size']}`",
                  "`--schedule fast` and `pyramid` on the tutorial's loss against the fp32 and bf16 tutorial loops",
                  f"{levers['wall_seconds']:,.0f} s"])
