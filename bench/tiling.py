@@ -52,18 +52,12 @@ print(json.dumps({"seconds": marks, "peak_rss_kib": resource.getrusage(resource.
 """
 
 
-def _centre_square(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    side = min(h, w)
-    return image[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
-
-
 def pair(size: int) -> tuple[np.ndarray, np.ndarray]:
     """tubingen x starry_night, centre squares resized once to `size`² (`MissingImage` when absent)."""
     from transfer.io.images import load_image, resize_array
 
-    content = _centre_square(load_image(images.shared_image(CONTENT)))
-    style = _centre_square(load_image(images.shared_image(STYLE)))
+    content = images._centre_square(load_image(images.shared_image(CONTENT)))
+    style = images._centre_square(load_image(images.shared_image(STYLE)))
     return resize_array(content, (size, size)), resize_array(style, (size, size))
 
 

@@ -86,3 +86,22 @@ def test_save_is_atomic_and_keeps_previous_file_on_failure(tmp_path, monkeypatch
 def test_unknown_extension_is_refused(tmp_path):
     with pytest.raises(DetstyleError, match="extension"):
         save_image(np.zeros((2, 2, 3), np.float32), tmp_path / "x.unknown")
+
+
+def test_image_size_reads_a_png_header_without_decoding_it(tmp_path, monkeypatch):
+    """A big upload is measured from its header: decoding it just to learn its size costs its full memory."""
+    from PIL import PngImagePlugin
+
+    from transfer.io.images import image_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90°: width and height swap
+    Image.new("RGB", (40, 30)).save(tmp_path / "rotated.png", exif=exif)
+    Image.new("RGB", (40, 30)).save(tmp_path / "plain.png")
+
+    def no_decoding(self):
+        raise AssertionError("image_size decoded the pixels")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+    assert image_size(tmp_path / "plain.png") == (40, 30)
+    assert image_size(tmp_path / "rotated.png") == (30, 40)

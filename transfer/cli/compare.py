@@ -17,7 +17,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from transfer.cli.options import add_run_options, progress_bar, resolved_precision, spec_from_args
+from transfer.cli.options import (add_engine_options, add_run_options, progress_bar, resolved_precision,
+                                  spec_from_args)
 from transfer.core.features import LAYER_PRESETS
 from transfer.errors import DetstyleError, UsageError
 
@@ -37,7 +38,8 @@ def add_command(sub) -> None:
                     "A backbone whose file is absent is skipped with a notice naming the file.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  detstyle compare photo.jpg --styles starry.jpg scream.jpg "
-               "--backbones vgg16-mri,random,ssd300_mAP_77.43_v2.pth --layers gatys,article -o cmp/")
+               "--backbones vgg16-mri,random,ssd300_mAP_77.43_v2.pth --layers gatys,article -o cmp/\n"
+               "  detstyle compare photo.jpg --styles starry.jpg -o /shared/cmp/ --engine ray --address auto")
     p.add_argument("contents", nargs="+", metavar="CONTENT", help="content photos")
     p.add_argument("--styles", nargs="+", required=True, metavar="STYLE", help="style images")
     p.add_argument("--backbones", default=DEFAULT_BACKBONES,
@@ -54,6 +56,7 @@ def add_command(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="write into an existing non-empty folder that `detstyle compare` did not make")
     add_run_options(p, size=256, steps=200, one_backbone=False)
+    add_engine_options(p)
     p.set_defaults(func=cmd_compare)
 
 
@@ -87,8 +90,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from transfer.core.run import check_output_size
     from transfer.io.outputs import claim_directory
     from transfer.jobs.compare import cross_matrix, run_comparison
+    from transfer.jobs.engine import EngineChoice
     from transfer.jobs.store import RunStore
 
+    choice = EngineChoice.from_options(args.engine, args.address, args.shard)
     plan = build_plan(args)
     for run in plan.runs:
         check_output_size(run.spec)
@@ -98,10 +103,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     store = RunStore(out / "runs")
     progress, close = progress_bar("compare", args.quiet)
     try:
-        records = run_comparison(plan.runs, store, seed=args.seed, callback=progress,
+        records = run_comparison(plan.runs, store, callback=progress, choice=choice,
                                  on_run=None if args.quiet else _announce(len(plan.runs)))
     finally:
         close()
+    left = sum(record is None for record in records)
+    if choice.shard is not None:
+        print(f"shard {choice.shard}: {len(choice.select(plan.runs))} of the {len(plan.runs)} runs are this shard's; "
+              + (f"{left} runs are not finished yet (other shards'): the figure and tables are written by the run "
+                 "that finds every run finished" if left else "every run is finished, writing the figure and tables"))
+    if left:
+        return 0
     cross = cross_matrix(plan.runs, store, seed=args.seed) if args.cross_matrix else None
     _write_outputs(out, plan, store, records, cross, args)
     _print_table(records)

@@ -1,4 +1,4 @@
-"""`detstyle grid`: parse -> one spec per cell -> `transfer.jobs.grid.run_grid` -> the figure and cell files.
+"""`detstyle grid`: parse -> one spec per cell -> `transfer.jobs.grid.run_cells` -> the figure and cell files.
 
 Every stylize run option works (`add_run_options`, `spec_from_args`), with the same
 refusals.  Finished cells live in a content-addressed cache beside the output
@@ -6,6 +6,8 @@ refusals.  Finished cells live in a content-addressed cache beside the output
 command skips them; the figure and `OUTSTEM_cells/` are renderings of that cache.  An
 existing figure is replaced only with `--overwrite`; the cells folder carries a marker, so a
 rerun after an interruption refills it, while a foreign folder of that name is refused.
+The cells run in this process, on Ray (`--engine ray`), or one `--shard i/n` at a time; the
+figure is written by the run that finds every cell finished.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+import time
 from pathlib import Path
 
-from transfer.cli.options import add_run_options, progress_bar, resolved_precision, spec_from_args
+from transfer.cli.options import (add_engine_options, add_run_options, progress_bar, resolved_precision,
+                                  spec_from_args)
 
 #: Figure formats (matplotlib writes them; JPEG keeps a README figure small).
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -27,6 +31,8 @@ EXAMPLES = """\
 examples:
   detstyle grid --contents photos/ --styles paintings/ -o grid.png --steps 100
   detstyle grid --contents a.jpg b.jpg --styles s.jpg t.jpg -o grid.jpg --backbone random --size 128
+  detstyle grid --contents photos/ --styles paintings/ -o /shared/grid.png --engine ray --address auto
+  detstyle grid --contents photos/ --styles paintings/ -o /shared/grid.png --shard $SLURM_ARRAY_TASK_ID/8
 """
 
 
@@ -48,6 +54,7 @@ def add_command(sub) -> None:
     p.add_argument("--cache", default=None, metavar="DIR",
                    help=f"where finished cells are kept (default: {CACHE_NAME}/ beside the output)")
     add_run_options(p, size=DEFAULT_SIZE, steps=DEFAULT_STEPS)
+    add_engine_options(p)
     p.set_defaults(func=cmd_grid)
 
 
@@ -126,11 +133,12 @@ def build_plan(args: argparse.Namespace):
 
 def cmd_grid(args: argparse.Namespace) -> int:
     from transfer.core.run import check_output_size
-    from transfer.io.figures import grid_figure, save_figure
     from transfer.io.outputs import claim_directory, claim_file
-    from transfer.jobs.grid import describe_settings, run_grid
+    from transfer.jobs.engine import EngineChoice
+    from transfer.jobs.grid import run_cells
     from transfer.jobs.store import RunStore
 
+    choice = EngineChoice.from_options(args.engine, args.address, args.shard)
     output = claim_file(args.output, overwrite=args.overwrite, suffixes=FIGURE_SUFFIXES)
     plan = build_plan(args)
     for cell in plan.cells:
@@ -138,15 +146,42 @@ def cmd_grid(args: argparse.Namespace) -> int:
     contents, styles = _originals(plan)
     store = RunStore(args.cache or output.parent / CACHE_NAME)
     cells = claim_directory(cells_dir(output), owner="grid", overwrite=args.overwrite)
-    progress = _Progress(len(plan.cells), len(plan.finished(store)), args.quiet,
+    mine = choice.select(plan.cells)
+    progress = _Progress(len(mine), sum(store.record(c.spec) is not None for c in mine), args.quiet,
                          functools.partial(_copy_cell, store, cells))
+    started = time.perf_counter()
     try:
-        result = run_grid(plan, store, observer=progress)
+        report = run_cells(plan, store, choice=choice, observer=progress)
     finally:
         progress.close()
-    figure = grid_figure(contents, styles, result.images, title=describe_settings(plan.cells[0].spec))
-    save_figure(figure, output)
-    reused = len(plan.cells) - result.ran
-    print(f"wrote {output} ({plan.shape[0]}x{plan.shape[1]} cells: {result.ran} run in {result.seconds:.1f} s, "
+    seconds = time.perf_counter() - started
+    if choice.shard is not None:
+        print(_shard_line(choice.shard, plan, mine, report.ran, store))
+        if len(plan.finished(store)) < len(plan.cells):
+            return 0
+        for cell in plan.cells:  # the other shards' cells, into this run's cells folder
+            _copy_cell(store, cells, cell)
+    _write_figure(plan, store, contents, styles, output)
+    reused = len(plan.cells) - report.ran
+    print(f"wrote {output} ({plan.shape[0]}x{plan.shape[1]} cells: {report.ran} run in {seconds:.1f} s, "
           f"{reused} from {store.root}) and {len(plan.cells)} cell images in {cells}/")
     return 0
+
+
+def _write_figure(plan, store, contents, styles, output: Path) -> None:
+    from transfer.io.figures import grid_figure, save_figure
+    from transfer.jobs.grid import collect, describe_settings
+
+    result = collect(plan, store)
+    figure = grid_figure(contents, styles, result.images, title=describe_settings(plan.cells[0].spec))
+    save_figure(figure, output)
+
+
+def _shard_line(shard, plan, mine: list, ran: int, store) -> str:
+    """What a shard did and what is left, in one line."""
+    left = len(plan.cells) - len(plan.finished(store))
+    did = f"shard {shard}: {ran} of its {len(mine)} cells run now, {len(mine) - ran} were already cached"
+    if not left:
+        return f"{did}; every cell of the {plan.shape[0]}x{plan.shape[1]} grid is finished, writing the figure"
+    return (f"{did}; {left} of {len(plan.cells)} cells are not finished yet (other shards'): the figure is "
+            f"written by the run that finds every cell finished (rerun any shard, or the command without --shard)")

@@ -23,11 +23,14 @@ examples:
   detstyle stylize photo.jpg painting.jpg -o out.png --backbone ssd300_mAP_77.43_v2.pth
   detstyle make-voc shapes/ --images 200 && detstyle train-detector --data shapes/ --init vgg16-mri --steps 2000 -o run/
   detstyle pipeline --data shapes/ --init vgg16-mri --train-steps 2000 --content photo.jpg --styles starry.jpg -o fig/
+  detstyle video clip.gif -o clip_styled.gif --style painting.jpg --init prevwarped --temporal-weight 1
+  detstyle grid --contents photos/ --styles paintings/ -o grid.png --engine ray --address auto
+  detstyle serve                                  # a local web page on http://127.0.0.1:8000
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from transfer.cli import compare, demo, detector, grid, pipeline, stylize, weights
+    from transfer.cli import compare, demo, detector, grid, pipeline, serve, stylize, video, weights
 
     parser = argparse.ArgumentParser(
         prog="detstyle",
@@ -46,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_weights_commands(sub)
     detector.add_commands(sub)
     pipeline.add_command(sub)
+    video.add_command(sub)
+    serve.add_command(sub)
     _add_limit_option(parser)
     return parser
 

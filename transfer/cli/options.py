@@ -217,3 +217,25 @@ def chain(*callbacks):
     """One callback calling each given one; the run stops when any of them asks to."""
     live = [c for c in callbacks if c is not None]
     return (lambda info: any([c(info) for c in live])) if live else None
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """`--engine`, `--address`, `--shard`: where a batch job's units run (`transfer.jobs.engine`).
+
+    `--shard` stays text here and is parsed by `EngineChoice.from_options`, so a bad value is
+    one `detstyle: error:` line (exit 2) like every other refusal.
+    """
+    from transfer.jobs.engine import ENGINES
+
+    g = parser.add_argument_group("scale-out (each unit is one cached run; any mix of engines shares the cache)")
+    g.add_argument("--engine", choices=list(ENGINES), default=ENGINES[0],
+                   help="local (default): one unit after another in this process; ray: the units as Ray work, "
+                        "one actor per free CPU (or GPU: num_gpus=1 each) that loads the backbone once "
+                        "(optional extra: pip install 'detstyle[ray]')")
+    g.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --engine ray: an existing cluster (auto, HOST:6379 or ray://HOST:10001); default: "
+                        "start a local one for this command. The cache folder must be shared by every node")
+    g.add_argument("--shard", default=None, metavar="I/N",
+                   help="run only shard I (from 0) of N: the units whose position in the plan is I modulo N, "
+                        "e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT or $JOB_COMPLETION_INDEX/N. Results go "
+                        "to the shared cache; the run that finds every unit finished writes the final output")

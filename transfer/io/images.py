@@ -109,7 +109,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         with _open(path) as opened:
             _refuse_large(path, opened)
             width, height = opened.size
-            orientation = opened.getexif().get(0x0112, 1)
+            orientation = _header_orientation(opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_pillow_bomb_message(path)) from None
     except ImageError:
@@ -119,6 +119,24 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: cannot read the image header ({exc})") from None
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _header_orientation(opened: Image.Image) -> int:
+    """The EXIF orientation tag, read without decoding the pixels.
+
+    Why not `getexif()` for PNG: an eXIf chunk may follow the image data, so Pillow decodes the
+    whole image to look for one; a 50-megapixel upload then costs its full decode just to be
+    measured.  Only an eXIf chunk before the data counts here; the size check needs the pixel
+    count, which a rotation does not change.
+    """
+    if opened.format != "PNG":
+        return opened.getexif().get(0x0112, 1)
+    raw = opened.info.get("exif")
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    exif.load(raw)
+    return exif.get(0x0112, 1)
 
 
 class _CappedReads:

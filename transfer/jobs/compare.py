@@ -18,6 +18,7 @@ import numpy as np
 
 from transfer.core.spec import BackboneRef, ImageRef, RunSpec
 from transfer.errors import DetstyleError
+from transfer.jobs.engine import EngineChoice, UnitObserver, run_units
 from transfer.jobs.store import RunStore
 
 
@@ -69,35 +70,39 @@ def plan_comparison(contents: Sequence[ImageRef], styles: Sequence[ImageRef], ba
             for c in contents for s in styles for name, ref in backbones.items() for preset in presets]
 
 
-def run_comparison(runs: Sequence[ComparisonRun], store: RunStore, *, seed: int = 0,
+class _Announcer(UnitObserver):
+    """`on_run(index, run, cached)` before each run in this process, and stylize's `callback` for it."""
+
+    def __init__(self, runs: Sequence[ComparisonRun], on_run, callback):
+        self.index = {id(run): i for i, run in enumerate(runs)}
+        self.on_run, self.callback = on_run, callback
+
+    def start(self, run: ComparisonRun, cached: bool):
+        if self.on_run is not None:
+            self.on_run(self.index[id(run)], run, cached)
+        return None if cached else self.callback
+
+
+def run_comparison(runs: Sequence[ComparisonRun], store: RunStore, *,
                    on_run: Callable[[int, ComparisonRun, bool], None] | None = None,
-                   callback=None) -> list[dict]:
-    """Run (or take from the store) every run, backbone by backbone; one record per run.
+                   callback=None, choice: EngineChoice | None = None) -> list[dict | None]:
+    """Run (or take from the store) every run, backbone by backbone; one record per run, in `runs`' order.
 
-    Each backbone is loaded once.  `on_run(i, run, cached)` is told before each run;
-    `callback` is stylize's per-step callback.
+    The runs are independent units (`transfer.jobs.engine`) run on `choice`'s engine (local
+    by default: each backbone loaded once, with its run's `spec.seed`).
+    `on_run(i, run, cached)` is told before each local run; `callback` is stylize's per-step
+    callback.  With a `choice.shard`, the other shards' runs are None until they are finished.
     """
-    from transfer.backbones.load import load_backbone
-
-    records: dict[int, dict] = {}
-    by_backbone: dict[BackboneRef, list[int]] = {}
+    first = {}
     for index, run in enumerate(runs):
-        by_backbone.setdefault(run.spec.backbone, []).append(index)
-    for ref, indices in by_backbone.items():
-        backbone = None
-        for index in indices:
-            run = runs[index]
-            cached = store.record(run.spec)
-            if on_run is not None:
-                on_run(index, run, cached is not None)
-            if cached is None:
-                backbone = backbone or load_backbone(ref, seed=seed)
-                cached = _run_one(run, backbone, store, callback)
-            records[index] = cached
-    return [records[i] for i in range(len(runs))]
+        first.setdefault(run.spec.backbone, index)
+    ordered = sorted(runs, key=lambda run: first[run.spec.backbone])  # stable: backbone by backbone
+    run_units(ordered, store, run_one, choice=choice, observer=_Announcer(runs, on_run, callback), noun="runs")
+    return [store.record(run.spec) for run in runs]
 
 
-def _run_one(run: ComparisonRun, backbone, store: RunStore, callback) -> dict:
+def run_one(run: ComparisonRun, store: RunStore, backbone, targets, callback) -> dict:
+    """Optimise one comparison run, score it and store it: the comparison's `Work` (module-level for Ray)."""
     from transfer.core.run import load_inputs
     from transfer.core.stylizer import stylize
     from transfer.quality import score

@@ -27,13 +27,14 @@ from transfer.core.features import LAYER_PRESETS
 from transfer.core.spec import ImageRef, RunSpec, make_spec
 from transfer.core.targets import TargetCache
 from transfer.errors import DetstyleError, UsageError
+from transfer.jobs.engine import EngineChoice, EngineReport, UnitObserver, run_units
 from transfer.jobs.store import RunStore
 
 if TYPE_CHECKING:  # importing the backbone module would import TensorFlow
     from transfer.backbones.load import Backbone
 
-__all__ = ["GridCell", "GridObserver", "GridPlan", "GridResult", "IMAGE_SUFFIXES", "describe_settings",
-           "image_paths", "label", "plan_grid", "run_grid"]
+__all__ = ["GridCell", "GridObserver", "GridPlan", "GridResult", "IMAGE_SUFFIXES", "collect", "describe_settings",
+           "image_paths", "label", "plan_grid", "run_cell", "run_cells", "run_grid"]
 
 #: What counts as an image file when a directory is given (sorted by name, other files ignored).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -126,18 +127,13 @@ def plan_grid(contents: Sequence[str | os.PathLike], styles: Sequence[str | os.P
     return GridPlan(content_refs, style_refs, cells)
 
 
-class GridObserver:
+class GridObserver(UnitObserver):
     """Hooks a front end implements to show progress; the defaults do nothing.
 
-    `start` is told before each cell (and whether the store already has it) and may return
-    stylize's per-step callback; `finish` after it, with its record and whether it ran now.
+    `start` is told before each cell run in this process (and whether the store already has
+    it) and may return stylize's per-step callback; `finish` after it, with its record and
+    whether it ran now (Ray runs call only `finish`, as each cell lands).
     """
-
-    def start(self, cell: GridCell, cached: bool) -> Callable | None:
-        return None
-
-    def finish(self, cell: GridCell, record: dict, ran: bool) -> None:
-        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,26 +147,11 @@ class GridResult:
     seconds: float
 
 
-class _Backbones:
-    """Backbones loaded on first use, one per (ref, seed): a finished grid loads none."""
+def run_cell(cell: GridCell, store: RunStore, backbone, targets, callback) -> dict:
+    """Optimise one cell and store its image and record (the record marks it finished).
 
-    def __init__(self, given: Backbone | None = None):
-        self.given = given
-        self.loaded: dict[tuple, object] = {}
-
-    def get(self, spec: RunSpec) -> Backbone:
-        if self.given is not None:
-            return self.given
-        key = (spec.backbone, spec.seed)
-        if key not in self.loaded:
-            from transfer.backbones.load import load_backbone
-
-            self.loaded[key] = load_backbone(spec.backbone, seed=spec.seed)
-        return self.loaded[key]
-
-
-def _run_cell(cell: GridCell, store: RunStore, backbone, targets, callback) -> dict:
-    """Optimise one cell and store its image and record (the record marks it finished)."""
+    The grid's `Work` (`transfer.jobs.engine`): module-level, so Ray workers import it by name.
+    """
     from transfer.core import stylizer
     from transfer.core.run import load_inputs
 
@@ -192,44 +173,42 @@ def _interrupted(plan: GridPlan, store: RunStore) -> Exception:
                        f"run the same command again to finish the other {total - done}")
 
 
-def run_grid(plan: GridPlan, store: RunStore, *, observer: GridObserver | None = None,
-             targets: TargetCache | None = None, backbone: Backbone | None = None) -> GridResult:
-    """Run every cell the store lacks, in row-major order, and return all cells.
+def run_cells(plan: GridPlan, store: RunStore, *, choice: EngineChoice | None = None,
+              observer: GridObserver | None = None, targets: TargetCache | None = None,
+              backbone: Backbone | None = None) -> EngineReport:
+    """Run the cells the store lacks that `choice` gives this process (all, or one `--shard`'s), on its engine.
 
-    `targets` is a `transfer.core.targets.TargetCache` (a fresh one by default) shared by the
-    cells; `backbone` may be given when already loaded for the cells' spec.  SIGINT/SIGTERM
-    stop the running cell (it is lost, the finished ones are kept) and raise `Interrupted`
-    saying how many cells are done.  Any other error in a cell propagates; finished cells stay.
+    Local: in row-major order, sharing `targets` (a fresh `TargetCache` by default) and
+    `backbone` (loaded on first use unless given); SIGINT/SIGTERM stop the running cell (it
+    is lost, the finished ones are kept) and raise `Interrupted` saying how many cells are
+    done.  Ray: see `transfer.jobs.ray_engine.run_ray`.  Any other error in a cell
+    propagates; finished cells stay.
     """
-    from transfer.io.run_state import Interrupted, stop_on_signals
-
-    observer = observer or GridObserver()
-    targets = targets if targets is not None else TargetCache()
-    backbones = _Backbones(backbone)
-    started, ran = time.perf_counter(), 0
-    with stop_on_signals() as stop:  # a signal between cells; stylize handles those during a cell
-        for cell in plan.cells:
-            if stop.is_set():
-                raise _interrupted(plan, store)
-            record = store.record(cell.spec)
-            missing = record is None
-            callback = observer.start(cell, not missing)
-            if missing:
-                try:
-                    record = _run_cell(cell, store, backbones.get(cell.spec), targets, callback)
-                except Interrupted:
-                    raise _interrupted(plan, store) from None
-                ran += 1
-            observer.finish(cell, record, missing)
-    return _collect(plan, store, ran, time.perf_counter() - started)
+    return run_units(plan.cells, store, run_cell, choice=choice, observer=observer, targets=targets,
+                     backbone=backbone, interrupted=lambda: _interrupted(plan, store), noun="cells")
 
 
-def _collect(plan: GridPlan, store: RunStore, ran: int, seconds: float) -> GridResult:
+def run_grid(plan: GridPlan, store: RunStore, *, observer: GridObserver | None = None,
+             targets: TargetCache | None = None, backbone: Backbone | None = None,
+             choice: EngineChoice | None = None) -> GridResult:
+    """Run every cell the store lacks (see `run_cells`) and return all cells.
+
+    With a `choice.shard`, the other shards' cells must already be finished (else `DetstyleError`).
+    """
+    started = time.perf_counter()
+    report = run_cells(plan, store, choice=choice, observer=observer, targets=targets, backbone=backbone)
+    return collect(plan, store, report.ran, time.perf_counter() - started)
+
+
+def collect(plan: GridPlan, store: RunStore, ran: int = 0, seconds: float = 0.0) -> GridResult:
+    """Every cell's stored image and record; a `DetstyleError` if any cell is not finished."""
     n, m = plan.shape
-    images = [[store.load(plan.cells[r * m + c].spec) for c in range(m)] for r in range(n)]
     records = [[store.record(plan.cells[r * m + c].spec) for c in range(m)] for r in range(n)]
-    if any(rec is None for row in records for rec in row):
-        raise DetstyleError(f"{store.root}: a finished cell disappeared from the cache while the grid ran")
+    missing = sum(rec is None for row in records for rec in row)
+    if missing:
+        raise DetstyleError(f"{store.root}: {missing} of {n * m} cells are not in the cache (another shard's, "
+                            "or removed while the grid ran); run the grid again to finish them")
+    images = [[store.load(plan.cells[r * m + c].spec) for c in range(m)] for r in range(n)]
     return GridResult(plan, images, records, ran, seconds)
 
 
