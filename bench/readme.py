@@ -23,7 +23,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import readme_speed
+from bench import readme_scale, readme_speed
 from transfer.core.tiles import window_side  # pure Python: the README stays TensorFlow-free
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +71,7 @@ class Results:
     default_levers: dict | None
     levers: dict
     proximal: dict
+    scale: dict  # issues 22/23: ray_overhead, web_first_image, flicker (bench.readme_scale)
 
 
 def load(results: Path = RESULTS) -> Results:
@@ -90,7 +91,8 @@ def load(results: Path = RESULTS) -> Results:
                    detector_speed=read("detector_speed.json"), tiling=read("tiling.json"),
                    default_speed=read("default_speed_512.json"),
                    default_levers=readme_speed.read_optional(results, "default_speed_256.json"),
-                   levers=read("levers_512.json"), proximal=read("proximal_trial_256.json"))
+                   levers=read("levers_512.json"), proximal=read("proximal_trial_256.json"),
+                   scale=readme_scale.load(results))
 
 
 # ---------------------------------------------------------------- formatting
@@ -562,6 +564,8 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "step-times": step_times_section,
     "grid-cost": grid_cost_section,
     "detector-speed": detector_speed_section,
+    "ray-overhead": lambda results: readme_scale.ray_section(results.scale["ray"]),
+    "web-latency": lambda results: readme_scale.web_section(results.scale["web"]),
 }
 
 

@@ -383,11 +383,35 @@ def test_proximal_trial_file_is_what_the_trial_writes():
     assert proximal_trial.to_json(data) == text
 
 
+def test_ray_overhead_file_is_what_the_bench_writes():
+    """Its ratios and verdict are the bench's own arithmetic on the measured sides, for the command it names."""
+    from bench import ray_overhead
+
+    _, data = _committed("ray_overhead.json")
+    args = ray_overhead.build_parser().parse_args(data["command"].split()[3:])
+    measured = {key: data[key] for key in ("ray_start_seconds", "sides", "same_pixels")}
+    rebuilt = ray_overhead.record(args, measured)
+    rebuilt["settings"]["cpu_count"] = data["settings"]["cpu_count"]  # the measuring machine's, not this one's
+    assert rebuilt == data
+    assert data["same_pixels"] is True
+
+
+def test_web_latency_files_are_what_the_bench_writes():
+    from bench import web_latency
+
+    text, data = _committed("web_first_image.json")
+    assert data["command"].startswith("python -m bench.web_latency")
+    assert (RESULTS / "web_first_image.md").read_text(encoding="utf-8") == web_latency.markdown(data)
+    assert [run["step"] for run in data["first_image"]] == [1] * len(data["first_image"])
+
+
 def test_every_results_file_is_checked_here():
     """A new results file in bench/results needs its own check above (images the races save are not results)."""
     checked = {"optimizer_race_512.json", "memory_2048.json", "jit_compile.json", "tutorial_curve_512.json",
                "fast_schedule_512.json", "fast_schedule_512.md", "RESULTS.md", "grid_cost.json", "detector_speed.json",
                "tiling.json", "default_speed_512.json", "levers_512.json", "proximal_trial_256.json",
+               "ray_overhead.json", "web_first_image.json", "web_first_image.md",
+               *(["flicker.json"] if (RESULTS / "flicker.json").exists() else []),
                *(["default_speed_256.json"] if (RESULTS / "default_speed_256.json").exists() else []),
                *(f"{name}.json" for name in ("environment", "time_to_target", "step_time", "batching", "floors"))}
     assert {p.name for p in RESULTS.iterdir() if p.suffix in (".json", ".md")} == checked

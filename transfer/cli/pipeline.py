@@ -57,10 +57,14 @@ def _compare_args(args: argparse.Namespace, backbones: list[str]) -> argparse.Na
     """The options as `detstyle compare` would have them: these backbones, runs starting from the content.
 
     `overwrite=True` only because OUT_DIR is claimed by the pipeline (its own marker, or the user's
-    --overwrite) before `compare` claims it again for its files.
+    --overwrite) before `compare` claims it again for its files.  The pipeline's two runs go in this
+    process (`--engine local`): the detector it just trained is a local file.
     """
+    from transfer.jobs.engine import LOCAL
+
     return argparse.Namespace(**{**vars(args), "backbones": ",".join(backbones), "init": None,
-                                 "cross_matrix": False, "overwrite": True})
+                                 "cross_matrix": False, "overwrite": True, "engine": LOCAL, "address": None,
+                                 "shard": None})
 
 
 def _movement(args: argparse.Namespace, final: Path, out: Path) -> list[tuple[str, float]]:
