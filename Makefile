@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat setup.py requirements-dev.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test browser bench bench-quick bench-headline bench-memory bench-speed bench-readme pipeline-figure venv clean
+.PHONY: demo test browser video-gif bench bench-quick bench-headline bench-memory bench-speed bench-readme pipeline-figure venv clean
 
 $(STAMP): setup.py requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,16 @@ pipeline-figure: $(STAMP)
 	    --warmup-steps 10 --train-precision fp32 --content ../shared/images/golden_gate.jpg \
 	    --styles ../shared/images/starry_night.jpg --size 128 --steps 100 --figure-format jpg \
 	    -o docs/pipeline --overwrite
+
+# the README's video (issue 22): a 16-frame pan over golden_gate.jpg (needs ../shared/images), stylised with a warm
+# start and the temporal loss, the original frame inset; out/video/ keeps its frames, cache and flicker JSON
+video-gif: $(STAMP)
+	mkdir -p out/video docs/video
+	$(PY) -m bench.flicker --clip-only out/video/golden_gate_pan.gif --size 160 --frames 16 --pan 4
+	$(PY) -m transfer video out/video/golden_gate_pan.gif -o out/video/golden_gate_starry.gif \
+	    --style ../shared/images/starry_night.jpg --size 160 --steps 100 --init prevwarped --later-steps 30 \
+	    --temporal-weight 100 --inset --overwrite --quiet
+	cp out/video/golden_gate_starry.gif docs/video/golden_gate_starry.gif
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

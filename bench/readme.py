@@ -566,6 +566,7 @@ SECTIONS: dict[str, Callable[[Results], str]] = {
     "detector-speed": detector_speed_section,
     "ray-overhead": lambda results: readme_scale.ray_section(results.scale["ray"]),
     "web-latency": lambda results: readme_scale.web_section(results.scale["web"]),
+    "flicker": lambda results: readme_scale.flicker_section(results.scale["flicker"]),
 }
 
 

@@ -52,9 +52,11 @@ def web_section(data: dict) -> str:
 
 def flicker_section(data: dict) -> str:
     """Frame-by-frame, warm start, warm start + temporal loss on a panning clip (`flicker.json`)."""
-    from bench.flicker import markdown_table
+    from bench.flicker import render_table
 
-    return markdown_table(data).rstrip("\n")
+    intro = (f"`{data['command']}` (`flicker.json`; {data['cpu_count']} cores, load average "
+             f"{data['load_average'][0]:.1f} at the end; wall and CPU seconds from one run):")
+    return "\n".join([_para(intro), "", render_table(data).rstrip("\n")])
 
 
 def load(results: Path) -> dict:

@@ -405,13 +405,24 @@ def test_web_latency_files_are_what_the_bench_writes():
     assert [run["step"] for run in data["first_image"]] == [1] * len(data["first_image"])
 
 
+def test_flicker_file_is_what_the_bench_writes():
+    """The ratios and the verdict are the bench's own arithmetic on its measured runs, for the command it names."""
+    from bench import flicker
+
+    _, data = _committed("flicker.json")
+    args = flicker.build_parser().parse_args(data["command"].split()[3:])
+    rebuilt = flicker.record(args, data["settings"]["flow"], data["flow_methods"], data["runs"])
+    machine = ("load_average", "cpu_count")  # the measuring machine's, not this one's
+    assert {k: v for k, v in rebuilt.items() if k not in machine} == {k: v for k, v in data.items() if k not in machine}
+
+
 def test_every_results_file_is_checked_here():
     """A new results file in bench/results needs its own check above (images the races save are not results)."""
     checked = {"optimizer_race_512.json", "memory_2048.json", "jit_compile.json", "tutorial_curve_512.json",
                "fast_schedule_512.json", "fast_schedule_512.md", "RESULTS.md", "grid_cost.json", "detector_speed.json",
                "tiling.json", "default_speed_512.json", "levers_512.json", "proximal_trial_256.json",
                "ray_overhead.json", "web_first_image.json", "web_first_image.md",
-               *(["flicker.json"] if (RESULTS / "flicker.json").exists() else []),
+               "flicker.json",
                *(["default_speed_256.json"] if (RESULTS / "default_speed_256.json").exists() else []),
                *(f"{name}.json" for name in ("environment", "time_to_target", "step_time", "batching", "floors"))}
     assert {p.name for p in RESULTS.iterdir() if p.suffix in (".json", ".md")} == checked

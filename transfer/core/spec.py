@@ -110,6 +110,10 @@ class RunSpec:
     plateau: float | None = 0.005  # stop when the loss fell less than this share over PLATEAU_WINDOW steps
     tile: int | None = None  # optimise in tiles of this side (transfer.core.tiling); None: the whole image at once
     seed: int = 0
+    # video (transfer.core.temporal): stay close to the previous output warped to this frame, where the flow holds
+    temporal_target: ImageRef | None = None  # the warped previous output (by pixel digest)
+    temporal_mask: ImageRef | None = None  # where the warp is trusted (1) or occluded (0), by pixel digest
+    temporal_weight: float | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -124,8 +128,13 @@ class RunSpec:
         return None if self.objective == DEFAULT_OBJECTIVE else self.objective
 
     def to_dict(self) -> dict:
-        """Plain JSON types only (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Plain JSON types only (tuples become lists).
+
+        The video fields are left out when unset, so the digest of every other run (and every
+        cached result named by it) is what it was before they existed.
+        """
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        return {k: v for k, v in data.items() if not (k in _UNSET_OMITTED and v is None)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -140,7 +149,8 @@ class RunSpec:
         try:
             fields = dict(data)
             fields["styles"] = tuple(ImageRef(**s) for s in fields.get("styles", ()))
-            for name, kind in (("content", ImageRef), ("init_image", ImageRef), ("backbone", BackboneRef)):
+            for name, kind in (("content", ImageRef), ("init_image", ImageRef), ("backbone", BackboneRef),
+                               ("temporal_target", ImageRef), ("temporal_mask", ImageRef)):
                 if fields.get(name) is not None:
                     fields[name] = kind(**fields[name])
             for name in ("style_layers", "content_layers"):
@@ -157,6 +167,10 @@ class RunSpec:
         """
         theirs = other.to_dict() if isinstance(other, RunSpec) else _with_defaults(other)
         return _diff(self.to_dict(), theirs)
+
+
+#: Fields `to_dict` leaves out while None (added after results were cached under the older digests).
+_UNSET_OMITTED = ("temporal_target", "temporal_mask", "temporal_weight")
 
 
 def _with_defaults(data: Mapping) -> dict:
@@ -225,6 +239,30 @@ def _validate(spec: RunSpec) -> None:
         raise UsageError(f"--plateau must be a share of the loss between 0 and 1 (0 turns the rule off), got {spec.plateau}")
     if spec.tile is not None:
         _validate_tile(spec)
+    _validate_temporal(spec)
+
+
+def _validate_temporal(spec: RunSpec) -> None:
+    """The temporal term needs its target, its mask and a weight > 0, and pixels as parameters.
+
+    A recipe optimises in its own parameter space and tiling sees one tile at a time, so the
+    term (a per-pixel distance to the whole warped previous frame) is refused with either.
+    """
+    parts = (spec.temporal_target, spec.temporal_mask, spec.temporal_weight)
+    if all(p is None for p in parts):
+        return
+    if any(p is None for p in parts):
+        raise UsageError("a temporal term needs its target, its mask and its weight together")
+    weight = spec.temporal_weight
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (math.isfinite(weight) and weight > 0):
+        raise UsageError(f"--temporal-weight must be a finite number > 0 (leave it out for no temporal term), got {weight}")
+    if weight > MAX_LOSS_WEIGHT:
+        raise UsageError(f"--temporal-weight {weight:g} is above {MAX_LOSS_WEIGHT:g}: it only overflows float32")
+    if spec.recipe is not None:
+        raise UsageError(f"--temporal-weight adds a pixel term to this toolkit's loss; --recipe {spec.recipe} "
+                         "optimises in its own space with its own loss: drop one of them")
+    if spec.tile is not None:
+        raise UsageError("--temporal-weight compares whole frames; --tile optimises one tile at a time: drop one of them")
 
 
 def _validate_tile(spec: RunSpec) -> None:

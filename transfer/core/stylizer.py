@@ -31,6 +31,7 @@ from transfer.core.objective import Objective, Styles, build_objective
 from transfer.core.optimizers import AdamState, NonFiniteLoss, StepCallback, run_adam, run_lbfgs
 from transfer.core.schedules import LBFGS_MEMORY, MIN_SIDE, Stage, stages_for
 from transfer.core.spec import PLATEAU_WINDOW, RunSpec
+from transfer.core.temporal import TemporalTarget, with_temporal
 from transfer.core.targets import TargetCache
 from transfer.core.tiling import TiledObjective, run_tiled_adam
 from transfer.errors import DetstyleError, DivergenceError, UsageError
@@ -229,12 +230,15 @@ def _recipe_adam(spec: RunSpec):
 
 
 def _objective_at(backbone: Backbone, spec: RunSpec, contents_full: np.ndarray, styles: Styles,
-                  size: tuple[int, int], targets: TargetCache | None = None) -> Objective:
-    """The spec's objective with its targets for one output size (taken from `targets` when cached there)."""
+                  size: tuple[int, int], targets: TargetCache | None = None,
+                  temporal: TemporalTarget | None = None) -> Objective:
+    """The spec's objective with its targets for one output size (taken from `targets` when cached there),
+    plus the temporal term of a video frame when the spec has one."""
     sized = [(style_at(img, size, spec.style_scale), w) for img, w in styles]
     if spec.tile is not None:  # features of the whole content would cost what tiling saves
         return TiledObjective.build(backbone, spec, resize_batch(contents_full, size), sized)
-    return build_objective(backbone, spec, resize_batch(contents_full, size), sized, targets=targets)
+    objective = build_objective(backbone, spec, resize_batch(contents_full, size), sized, targets=targets)
+    return with_temporal(objective, spec, temporal, size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,6 +302,7 @@ def stylize(
     resume: RunState | None = None,
     checkpoint_every: int = 50,
     targets: TargetCache | None = None,
+    temporal: TemporalTarget | None = None,
 ) -> StyleResult:
     """Optimise an image so its features match `content` and its style statistics `style`.
 
@@ -315,6 +320,7 @@ def stylize(
       resume: a `RunState` saved for the same spec (anything else is refused, naming the fields).
       targets: a `TargetCache` shared across runs (a grid), so each content's features and each
         style's statistics are computed once; results are bit-identical to uncached ones.
+      temporal: the warped previous frame and its mask when `spec.temporal_weight` is set (video).
     Raises:
       DivergenceError: the loss became NaN/inf; `.last_good_image` holds the last good image.
       Interrupted: SIGINT/SIGTERM arrived; the state was saved to `state_path`.
@@ -343,7 +349,8 @@ def stylize(
         for index in range(first, len(stages)):
             stage = stages[index]
             if stage.size not in objectives:
-                objectives[stage.size] = _objective_at(backbone, spec, contents_full, styles, stage.size, targets)
+                objectives[stage.size] = _objective_at(backbone, spec, contents_full, styles, stage.size, targets,
+                                                      temporal)
             objective = objectives[stage.size].with_tv_eps(stage.tv_eps)
             start = _stage_start(objective, stage, pixels, resume if index == first else None, carried)
             try:
