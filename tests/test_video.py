@@ -205,15 +205,30 @@ def test_resume_skips_finished_frames_and_redoes_a_damaged_one(pan, backbone, tm
     assert repaired.frames == ["frame00003"]
 
 
-def test_frame_by_frame_is_a_list_of_independent_specs(pan):
+def test_frame_by_frame_is_a_list_of_independent_specs(pan, tmp_path):
     from transfer.io.samples import generated_style
     from transfer.video.job import independent_specs
 
     style = generated_style(48, seed=1)
-    specs = independent_specs(_base(pan, style), Clip(pan, 10.0, "pan"), later_steps=4)
+    specs = independent_specs(_base(pan, style), Clip(pan, 10.0, "pan"), 4, RunStore(tmp_path))
     assert [s.steps for s in specs] == [8, 4, 4, 4]
     assert all(s.init == "content" and s.temporal_weight is None for s in specs)
     assert len({s.digest() for s in specs}) == len(pan)
+
+
+def test_a_frame_unit_loads_its_exact_frame_from_its_spec_alone(pan, tmp_path):
+    """What a Ray worker or another shard sees: the file the spec names holds the decoded frame, pixel for pixel."""
+    from transfer.io.images import load_ref
+    from transfer.io.samples import generated_style
+    from transfer.video.job import frame_units
+
+    clip = Clip([np.round(f * 255) / 255 for f in pan], 10.0, "pan")  # 8-bit, as read_clip decodes
+    units = frame_units(_base(pan, generated_style(48, seed=1)), clip, 4, RunStore(tmp_path))
+    again = frame_units(_base(pan, generated_style(48, seed=1)), clip, 4, RunStore(tmp_path))
+    assert [u.spec for u in again] == [u.spec for u in units]  # files found, not rewritten under new names
+    assert len(list((tmp_path / "inputs").glob("*.png"))) == len(pan)
+    for unit, frame in zip(units, clip.frames):
+        np.testing.assert_array_equal(load_ref(unit.spec.content), frame.astype(np.float32))
 
 
 # -- clips ---------------------------------------------------------------------------------

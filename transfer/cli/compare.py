@@ -115,7 +115,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if left:
         return 0
     cross = cross_matrix(plan.runs, store, seed=args.seed) if args.cross_matrix else None
-    _write_outputs(out, plan, store, records, cross, args)
+    write_outputs(out, plan, store, records, cross, args)
     _print_table(records)
     print(f"wrote {out / ('comparison.' + args.figure_format)}, comparison.pdf, metrics.json, metrics.csv, "
           "comparison.md")
@@ -140,7 +140,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _write_outputs(out: Path, plan, store, records: list[dict], cross, args: argparse.Namespace) -> None:
+def write_outputs(out: Path, plan, store, records: list[dict], cross, args: argparse.Namespace) -> None:
     from transfer.io.figures import image_table
     from transfer.io.images import atomic_write, save_image
     from transfer.jobs.compare import figure_panels, markdown_table, metrics_rows, result_name

@@ -98,7 +98,7 @@ def _nothing() -> None:
     return None
 
 
-def _copy_cell(store, directory: Path, cell) -> Path:
+def copy_cell(store, directory: Path, cell) -> Path:
     """The cell's PNG, byte for byte the cached one (written atomically)."""
     import shutil
 
@@ -108,7 +108,7 @@ def _copy_cell(store, directory: Path, cell) -> Path:
     return atomic_write(directory / f"{cell.name}.png", functools.partial(shutil.copyfile, source))
 
 
-def _originals(plan) -> tuple[list, list]:
+def originals(plan) -> tuple[list, list]:
     """(label, image) of every content and style at the run's size; also proves each one decodes."""
     from transfer.io.images import load_ref
     from transfer.jobs.grid import label
@@ -143,12 +143,12 @@ def cmd_grid(args: argparse.Namespace) -> int:
     plan = build_plan(args)
     for cell in plan.cells:
         check_output_size(cell.spec)
-    contents, styles = _originals(plan)
+    contents, styles = originals(plan)
     store = RunStore(args.cache or output.parent / CACHE_NAME)
     cells = claim_directory(cells_dir(output), owner="grid", overwrite=args.overwrite)
     mine = choice.select(plan.cells)
     progress = _Progress(len(mine), sum(store.record(c.spec) is not None for c in mine), args.quiet,
-                         functools.partial(_copy_cell, store, cells))
+                         functools.partial(copy_cell, store, cells))
     started = time.perf_counter()
     try:
         report = run_cells(plan, store, choice=choice, observer=progress)
@@ -160,15 +160,15 @@ def cmd_grid(args: argparse.Namespace) -> int:
         if len(plan.finished(store)) < len(plan.cells):
             return 0
         for cell in plan.cells:  # the other shards' cells, into this run's cells folder
-            _copy_cell(store, cells, cell)
-    _write_figure(plan, store, contents, styles, output)
+            copy_cell(store, cells, cell)
+    write_figure(plan, store, contents, styles, output)
     reused = len(plan.cells) - report.ran
     print(f"wrote {output} ({plan.shape[0]}x{plan.shape[1]} cells: {report.ran} run in {seconds:.1f} s, "
           f"{reused} from {store.root}) and {len(plan.cells)} cell images in {cells}/")
     return 0
 
 
-def _write_figure(plan, store, contents, styles, output: Path) -> None:
+def write_figure(plan, store, contents, styles, output: Path) -> None:
     from transfer.io.figures import grid_figure, save_figure
     from transfer.jobs.grid import collect, describe_settings
 

@@ -4,6 +4,11 @@ Every stylize run option works (`add_run_options`, `spec_from_args`) with the sa
 `--init` takes the video's own starts instead of stylize's (frame 0 always starts from its
 content).  Finished frames are cached by spec digest in `detstyle-cache/` beside the output
 (shared with `detstyle grid`), so rerunning the same command continues where it stopped.
+
+Frame by frame (`--init content`, no `--temporal-weight`) the frames are independent units of
+`transfer.jobs.engine`: they run in this process, on Ray (`--engine ray`) or one `--shard i/n`
+at a time, and the clip, frames folder and flicker JSON are written by the run that finds every
+frame finished.  A warm-started or temporal run is a chain, so those options are refused there.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import dataclasses
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 
-from transfer.cli.options import add_run_options, non_negative_float, positive_int, progress_bar, resolved_precision, \
-    spec_from_args
+from transfer.cli.options import add_engine_options, add_run_options, non_negative_float, positive_int, progress_bar, \
+    resolved_precision, spec_from_args
 from transfer.cli.stylize import style_option
 
 DEFAULT_SIZE, DEFAULT_STEPS = 256, 300
@@ -27,9 +33,12 @@ examples:
   detstyle video clip.gif -o out.gif --style painting.jpg --init prevwarped --temporal-weight 100
   detstyle video frames/ -o out.mp4 out.gif --style painting.jpg --init prevwarped --later-steps 50 --inset
   detstyle video clip.mp4 -o out.mp4 --style painting.jpg --size 192 --max-frames 48   # MP4: detstyle[video]
+  detstyle video clip.gif -o /shared/out.gif --style painting.jpg --engine ray --address auto   # frame by frame
+  detstyle video clip.gif -o /shared/out.gif --style painting.jpg --shard $SLURM_ARRAY_TASK_ID/8
 
 Beside OUT: OUTSTEM_frames/ (one PNG per frame), OUTSTEM_flicker.json (warping error of the output and of the
-input per frame), and detstyle-cache/ (finished frames by spec digest: a rerun skips them).
+input per frame), and detstyle-cache/ (finished frames by spec digest: a rerun skips them). --engine and --shard
+need frame-by-frame mode (the default); with --shard the run that finds every frame finished writes OUT.
 """
 
 
@@ -70,6 +79,7 @@ def add_command(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (finished frames are reused)")
     p.add_argument("--cache", default=None, metavar="DIR", help="where finished frames are kept "
                                                                 "(default: detstyle-cache/ beside the first OUT)")
+    add_engine_options(p)
     p.set_defaults(func=cmd_video)
 
 
@@ -125,34 +135,49 @@ class _Outputs:
         return cls(clips, first.with_name(first.stem + "_frames"), flicker, cache)
 
 
-class _Progress:
-    """A bar over frames above stylize's per-step bar; copies each finished frame into the frames folder."""
+class _Bars:
+    """A bar over frames (`total`, `initial` already done) above stylize's per-step bar of the running frame."""
 
-    def __init__(self, total: int, quiet: bool, write_frame):
-        self.quiet, self.write_frame, self.close_steps = quiet, write_frame, _nothing
+    def __init__(self, total: int, quiet: bool, initial: int = 0):
+        self.quiet, self.close_steps = quiet, _nothing
         self.bar = None
         if not quiet:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="video", unit="frame", dynamic_ncols=True, file=sys.stderr)
+            self.bar = tqdm(total=total, initial=initial, desc="video", unit="frame", dynamic_ncols=True,
+                            file=sys.stderr)
 
-    def start(self, index: int, total: int, cached: bool):
-        if cached:
-            return None
+    def steps(self, index: int, total: int):
+        """Stylize's per-step callback for frame `index`, with its own bar."""
         callback, self.close_steps = progress_bar(f"frame {index + 1}/{total}", self.quiet)
         return callback
 
-    def finish(self, index: int, image, ran: bool) -> None:
+    def done(self, advance: bool) -> None:
+        """The running frame ended: close its step bar and count it (when `advance`)."""
         self.close_steps()
         self.close_steps = _nothing
-        self.write_frame(index, image)
-        if self.bar is not None:
+        if advance and self.bar is not None:
             self.bar.update(1)
 
     def close(self) -> None:
         self.close_steps()
         if self.bar is not None:
             self.bar.close()
+
+
+class _Progress(_Bars):
+    """`run_video`'s observer: the bars, and each finished frame copied into the frames folder."""
+
+    def __init__(self, total: int, quiet: bool, write_frame):
+        super().__init__(total, quiet)
+        self.write_frame = write_frame
+
+    def start(self, index: int, total: int, cached: bool):
+        return None if cached else self.steps(index, total)
+
+    def finish(self, index: int, image, ran: bool) -> None:
+        self.done(True)
+        self.write_frame(index, image)
 
 
 def _nothing() -> None:
@@ -182,32 +207,121 @@ def read_input(args: argparse.Namespace):
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from transfer.backbones.load import load_backbone
-    from transfer.io.images import load_ref
-    from transfer.io.outputs import claim_directory
+    from transfer.jobs.engine import EngineChoice
     from transfer.jobs.store import RunStore
     from transfer.video.frames import with_inset, write_clip
-    from transfer.video.job import run_video
+    from transfer.video.job import check_engine
 
+    choice = EngineChoice.from_options(args.engine, args.address, args.shard)
     settings = build_settings(args)
+    check_engine(settings, choice)
     outputs = _Outputs.claim(args)
     base = build_base_spec(args, settings)
     clip = read_input(args)
     store = RunStore(outputs.cache)
-    frames_dir = claim_directory(outputs.frames, owner="video", overwrite=args.overwrite)
-    styles = [(load_ref(ref, args.size), ref.weight) for ref in base.styles]
-    backbone = load_backbone(base.backbone, seed=base.seed)
-    progress = _Progress(len(clip.frames), args.quiet, functools.partial(_save_frame, frames_dir))
-    try:
-        result = run_video(clip, styles, backbone, base, settings, store, observer=progress)
-    finally:
-        progress.close()
+    if settings.independent:
+        result = _run_frame_by_frame(args, clip, base, settings, store, outputs, choice)
+        if result is None:  # a shard that left frames to the others
+            return 0
+    else:
+        result = _run_chain(args, clip, base, settings, store, outputs)
     shown = [with_inset(f, o) for f, o in zip(result.frames, clip.frames)] if args.inset else result.frames
     for path in outputs.clips:
         write_clip(shown, path, args.fps or clip.fps)
     _write_json(outputs.flicker, flicker_record(args, clip, settings, result))
     _print_summary(outputs, result, store)
     return 0
+
+
+def _run_chain(args: argparse.Namespace, clip, base, settings, store, outputs: _Outputs):
+    """A warm-started or temporal run: the frames in order in this process, each copied out as it lands."""
+    from transfer.backbones.load import load_backbone
+    from transfer.io.images import load_ref
+    from transfer.io.outputs import claim_directory
+    from transfer.video.job import run_video
+
+    frames_dir = claim_directory(outputs.frames, owner="video", overwrite=args.overwrite)
+    styles = [(load_ref(ref, args.size), ref.weight) for ref in base.styles]
+    backbone = load_backbone(base.backbone, seed=base.seed)
+    progress = _Progress(len(clip.frames), args.quiet, functools.partial(_save_frame, frames_dir))
+    try:
+        return run_video(clip, styles, backbone, base, settings, store, observer=progress)
+    finally:
+        progress.close()
+
+
+def _run_frame_by_frame(args: argparse.Namespace, clip, base, settings, store, outputs: _Outputs, choice):
+    """Independent frames as engine units; the stored frames and flicker record once all are finished, else None."""
+    from transfer.backbones.load import load_backbone
+    from transfer.io.outputs import claim_directory
+    from transfer.jobs.engine import LOCAL
+    from transfer.video.job import collect_frames, default_later_steps, frame_units, run_frames
+
+    if outputs.frames.exists():  # a foreign folder is refused now, before any work
+        claim_directory(outputs.frames, owner="video", overwrite=args.overwrite)
+    units = frame_units(base, clip, default_later_steps(settings, base.steps), store)
+    mine = choice.select(units)
+    finished = sum(store.record(u.spec) is not None for u in mine)
+    backbone = None  # Ray workers load their own; a local run loads it before the first frame's clock starts
+    if choice.engine == LOCAL and finished < len(mine):
+        backbone = load_backbone(base.backbone, seed=base.seed)
+    progress = _UnitProgress(len(units), len(mine), finished, args.quiet)
+    try:
+        report = run_frames(units, store, choice, progress, backbone)
+    finally:
+        progress.close()
+    left = sum(store.record(unit.spec) is None for unit in units)
+    if choice.shard is not None:
+        print(_shard_line(choice.shard, len(units), len(mine), report.ran, left, outputs))
+    if left:
+        return None
+    result = collect_frames(clip, units, store, settings.flow, report.ran, progress.seconds, progress.cpu_seconds)
+    frames_dir = claim_directory(outputs.frames, owner="video", overwrite=args.overwrite)
+    for unit in units:
+        _copy_frame(store.image_path(unit.spec), frames_dir, unit.index)
+    return result
+
+
+class _UnitProgress(_Bars):
+    """The engine's observer: the bars over this process's frames, and the times of each frame run here."""
+
+    def __init__(self, total: int, mine: int, finished: int, quiet: bool):
+        super().__init__(mine, quiet, finished)
+        self.started: tuple[float, float] | None = None
+        self.seconds: list[float | None] = [None] * total
+        self.cpu_seconds: list[float | None] = [None] * total
+
+    def start(self, unit, cached: bool):
+        if cached:
+            return None
+        self.started = (time.perf_counter(), time.process_time())
+        return self.steps(unit.index, len(self.seconds))
+
+    def finish(self, unit, record: dict, ran: bool) -> None:
+        if ran and self.started is not None:  # Ray runs call only `finish`: their times stay unknown
+            self.seconds[unit.index] = time.perf_counter() - self.started[0]
+            self.cpu_seconds[unit.index] = time.process_time() - self.started[1]
+        self.started = None
+        self.done(ran)
+
+
+def _shard_line(shard, total: int, mine: int, ran: int, left: int, outputs: _Outputs) -> str:
+    """What a shard did and what is left, in one line."""
+    did = f"shard {shard}: {ran} of its {mine} frames run now, {mine - ran} were already cached"
+    if not left:
+        return f"{did}; every frame of the {total} is finished, writing {outputs.clips[0]}"
+    return (f"{did}; {left} of {total} frames are not finished yet (other shards'): the clip, frames folder and "
+            "flicker JSON are written by the run that finds every frame finished (rerun any shard, or the command "
+            "without --shard)")
+
+
+def _copy_frame(source: Path, folder: Path, index: int) -> Path:
+    """A finished frame's PNG in the frames folder, byte for byte the cached one (written atomically)."""
+    import shutil
+
+    from transfer.io.images import atomic_write
+
+    return atomic_write(folder / f"frame_{index:05d}.png", functools.partial(shutil.copyfile, source))
 
 
 def flicker_record(args: argparse.Namespace, clip, settings, result) -> dict:

@@ -9,9 +9,13 @@ them, Ctrl-C loses at most the running frame, and a damaged file is simply run a
 Every output is used as read back from the store (8-bit PNG), so frame t+1's spec is the same
 whether frame t was just computed or found on disk: that is what lets a rerun resume.
 
-Frame by frame (`--init content`, no temporal term) the frames are independent:
-`independent_specs` is then a plain list of specs, ready for an engine that runs units in
-parallel; the warm-started modes are a chain and run in order.
+Frame by frame (`--init content`, no temporal term) the frames are independent: `frame_units`
+makes them units of `transfer.jobs.engine` (this process, Ray, or one `--shard i/n`).  A Ray
+worker or another shard cannot see this process's arrays, so each input frame is written once
+into the store's `inputs/` folder (named by its pixel digest, atomically) and the frame's
+content is an `image_ref` of that file: the unit loads from its spec alone, on any node that
+sees the shared folder.  Every frame-by-frame run, local or not, builds its specs there, so
+they all share one set of cache entries.  The warm-started modes are a chain and run in order.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from transfer.core.spec import RunSpec
-from transfer.errors import ImageError, UsageError
-from transfer.io.images import array_ref
+from pathlib import Path
+
+from transfer.core.spec import ImageRef, RunSpec
+from transfer.errors import DetstyleError, ImageError, OutputExists, UsageError
+from transfer.io.images import array_ref, image_ref, pixel_digest, save_image
 from transfer.io.run_state import Interrupted, stop_on_signals
+from transfer.jobs.engine import LOCAL, EngineChoice, EngineReport, UnitObserver, done_line, run_units
 from transfer.jobs.store import RunStore
 from transfer.video import metrics
 from transfer.video.flow import Motion, motion, warp
@@ -39,6 +46,8 @@ INIT_MODES: dict[str, str] = {
 }
 #: Later frames of a warm-started run get this share of `--steps` unless `--later-steps` says otherwise.
 LATER_STEPS_SHARE = 1 / 3
+#: The store's sub-folder of decoded input frames (frame-by-frame units load their content from there).
+INPUTS_FOLDER = "inputs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +80,14 @@ def default_later_steps(settings: VideoSettings, steps: int) -> int:
 
 
 def frame_spec(base: RunSpec, clip: Clip, index: int, steps: int, init_image: np.ndarray | None = None,
-               temporal: tuple[np.ndarray, np.ndarray, float] | None = None) -> RunSpec:
-    """Frame `index`'s spec: `base` with this frame as content, its init and its temporal target by digest."""
+               temporal: tuple[np.ndarray, np.ndarray, float] | None = None,
+               content: ImageRef | None = None) -> RunSpec:
+    """Frame `index`'s spec: `base` with this frame as content, its init and its temporal target by digest.
+
+    `content`: the frame as a file (`input_frame_ref`); by default it is named by its pixel digest.
+    """
     name = f"{clip.source}#frame{index:05d}"
-    fields = dict(content=array_ref(clip.frames[index], name), steps=steps)
+    fields = dict(content=content or array_ref(clip.frames[index], name), steps=steps)
     if init_image is not None:
         fields.update(init="image", init_image=array_ref(init_image, f"{name}:init"))
     if temporal is not None:
@@ -84,9 +97,73 @@ def frame_spec(base: RunSpec, clip: Clip, index: int, steps: int, init_image: np
     return dataclasses.replace(base, **fields)
 
 
-def independent_specs(base: RunSpec, clip: Clip, later_steps: int) -> list[RunSpec]:
-    """Frame by frame: one independent spec per frame (any order, any worker)."""
-    return [frame_spec(base, clip, t, base.steps if t == 0 else later_steps) for t in range(len(clip.frames))]
+def input_frame_ref(frame: np.ndarray, folder: Path) -> ImageRef:
+    """`frame` as a PNG in `folder` named by its pixel digest (written once, atomically), and its `image_ref`.
+
+    Named by pixels, not PNG bytes, so two processes with different encoders agree on the file:
+    the first one written is kept and every spec names its bytes.  Frames are 8-bit, so the PNG
+    holds exactly the pixels the clip decoded.
+    """
+    path = Path(folder).resolve() / f"{pixel_digest(frame)}.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            save_image(frame, path, replace=False)
+        except OutputExists:  # another shard or worker wrote it meanwhile
+            pass
+    return image_ref(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameUnit:
+    """Frame `index` of `source`, run frame by frame: a unit of `transfer.jobs.engine` (see `run_frame`)."""
+
+    index: int
+    source: str
+    spec: RunSpec
+
+
+def frame_units(base: RunSpec, clip: Clip, later_steps: int, store: RunStore) -> list[FrameUnit]:
+    """Frame by frame: one independent unit per frame, its content a file in the store (any order, any worker)."""
+    folder = store.root / INPUTS_FOLDER
+    return [FrameUnit(t, clip.source, frame_spec(base, clip, t, base.steps if t == 0 else later_steps,
+                                                 content=input_frame_ref(frame, folder)))
+            for t, frame in enumerate(clip.frames)]
+
+
+def independent_specs(base: RunSpec, clip: Clip, later_steps: int, store: RunStore) -> list[RunSpec]:
+    """The specs of `frame_units`."""
+    return [unit.spec for unit in frame_units(base, clip, later_steps, store)]
+
+
+def frame_record(index: int, source: str, result) -> dict:
+    """What a stored frame's record says besides its spec (any engine writes the same)."""
+    return {"frame": index, "source": source, "steps_run": len(result.history), "stop_reason": result.stop_reason,
+            "seconds": result.seconds, "final_losses": result.history[-1] if result.history else None}
+
+
+def run_frame(unit: FrameUnit, store: RunStore, backbone, targets, callback) -> dict:
+    """Optimise one frame-by-frame unit from its spec alone and store it (the `Work` of `transfer.jobs.engine`).
+
+    Module-level, so Ray workers import it by name; the inputs come from the files the spec names.
+    """
+    from transfer.core import stylizer
+    from transfer.core.run import load_inputs
+
+    inputs = load_inputs(unit.spec)
+    result = stylizer.stylize(inputs.content, inputs.styles, backbone, unit.spec, callback, targets=targets)
+    store.save(unit.spec, result.image, frame_record(unit.index, unit.source, result))
+    return store.record(unit.spec)
+
+
+def check_engine(settings: VideoSettings, choice: EngineChoice) -> None:
+    """Refuse `--engine ray` / `--shard` for a warm-started or temporal run: its frames are a chain."""
+    if settings.independent or (choice.engine == LOCAL and choice.shard is None):
+        return
+    flags = f"--engine {choice.engine}" if choice.shard is None else f"--shard {choice.shard}"
+    mode = f"--init {settings.init}" if settings.init != "content" else "--temporal-weight"
+    raise UsageError(f"{flags} with {mode}: each frame starts from the previous frame's output, so the frames run "
+                     "in order in one process; drop it, or run frame by frame (--init content, no --temporal-weight)")
 
 
 def clip_motions(frames: Sequence[np.ndarray], method: str) -> list[Motion | None]:
@@ -138,6 +215,37 @@ class Observer:
         return None
 
 
+def run_frames(units: Sequence[FrameUnit], store: RunStore, choice: EngineChoice | None = None,
+               observer: UnitObserver | None = None, backbone=None) -> EngineReport:
+    """Run this process's share of the frame units (all, one `--shard`'s, or on Ray) that `store` lacks.
+
+    A local run uses `backbone`, or loads it on first use (a run with nothing left loads none);
+    Ray workers load their own.
+    """
+    from transfer.io.run_state import Interrupted
+
+    return run_units(units, store, run_frame, choice=choice, observer=observer, backbone=backbone, noun="frames",
+                     interrupted=lambda: Interrupted("interrupted: " + done_line(units, store, "frames")))
+
+
+def collect_frames(clip: Clip, units: Sequence[FrameUnit], store: RunStore, flow: str, ran: int = 0,
+                   seconds: Sequence[float | None] | None = None,
+                   cpu_seconds: Sequence[float | None] | None = None) -> VideoResult:
+    """Every frame-by-frame unit's stored image and the flicker record; a `DetstyleError` if one is missing."""
+    missing = sum(store.record(unit.spec) is None for unit in units)
+    if missing:
+        raise DetstyleError(f"{store.root}: {missing} of {len(units)} frames are not in the cache (another "
+                            "shard's, or removed meanwhile); run the same command again to finish them")
+    frames = [store.load(unit.spec) for unit in units]
+    started = time.perf_counter()
+    motions = clip_motions(clip.frames, flow)
+    flow_seconds = time.perf_counter() - started
+    unknown = [None] * len(units)
+    return VideoResult(frames, [unit.spec for unit in units], ran, flow_seconds, list(seconds or unknown),
+                       list(cpu_seconds or unknown), metrics.summary(frames, clip.frames, motions),
+                       [store.record(unit.spec).get("final_losses") for unit in units])
+
+
 def run_video(clip: Clip, styles, backbone, base: RunSpec, settings: VideoSettings, store: RunStore,
               observer: Observer | None = None, stylize: Callable | None = None) -> VideoResult:
     """Stylise every frame of `clip` in order; frames found in `store` are reused, the rest are run and stored.
@@ -154,7 +262,7 @@ def run_video(clip: Clip, styles, backbone, base: RunSpec, settings: VideoSettin
     motions = clip_motions(clip.frames, settings.flow)
     flow_seconds = time.perf_counter() - started
     later = default_later_steps(settings, base.steps)
-    plain = independent_specs(base, clip, later) if settings.independent else None
+    plain = independent_specs(base, clip, later, store) if settings.independent else None
     outputs, specs, seconds, cpu_seconds, losses = [], [], [], [], []
     with stop_on_signals() as stop:
         for t, frame in enumerate(clip.frames):
@@ -202,9 +310,7 @@ class _FrameRunner:
         except Interrupted:
             raise Interrupted(f"interrupted in frame {t + 1} of {len(self.clip.frames)}; the {t} finished frame(s) "
                               f"are kept in {self.store.root}: rerun the same command to continue") from None
-        self.store.save(spec, result.image, {"frame": t, "source": self.clip.source, "steps_run": len(result.history),
-                                             "stop_reason": result.stop_reason, "seconds": result.seconds,
-                                             "final_losses": result.history[-1] if result.history else None})
+        self.store.save(spec, result.image, frame_record(t, self.clip.source, result))
         return time.perf_counter() - wall, time.process_time() - cpu
 
 

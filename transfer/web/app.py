@@ -9,7 +9,9 @@ uploads) belongs to the app object this function returns; nothing happens at imp
 Routes: `GET /` the page; `GET /api/options` the choice lists; `GET|POST /api/inputs`
 pick or upload an image; `POST /api/jobs` start a run (the form's fields are `detstyle
 stylize`'s options); `GET /api/jobs/{id}/events` the live stream; `POST .../stop`,
-`POST .../resume`; `GET /api/gallery`; `GET /files/{path}` a file of the output folder.
+`POST .../resume`; `POST /api/grids`, `POST /api/comparisons` start a grid or a comparison
+(`transfer.web.batch`: `detstyle grid` / `compare`'s plan, in the same queue); `GET
+/api/gallery`; `GET /files/{path}` a file of the output folder.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from fastapi.staticfiles import StaticFiles
 
 from transfer import limits as run_limits
 from transfer.errors import DetstyleError
-from transfer.web import files, form
-from transfer.web.jobs import FINAL, Cursor, JobRunner
+from transfer.web import batch, files, form
+from transfer.web.jobs import FAILED, FINAL, STOPPED, Cursor, JobRunner
 from transfer.web.uploads import MAX_UPLOAD_BYTES, Uploads, UploadTooLarge
 
 STATIC = Path(__file__).with_name("static")
@@ -80,6 +82,7 @@ def create_app(out_dir: str | Path, *, limits: run_limits.Limits | None = None, 
     _add_page_routes(app, offered)
     _add_input_routes(app, uploads, limits)
     _add_job_routes(app, runner, uploads, offered, limits)
+    _add_batch_routes(app, runner, uploads, offered, limits)
     _add_file_routes(app, out)
     return app
 
@@ -168,6 +171,11 @@ def _add_job_routes(app: FastAPI, runner: JobRunner, uploads: Uploads, offered: 
         old = runner.jobs.get(job_id)
         if old is None:
             return error(404, f"no job {job_id!r}")
+        if old.batch is not None:  # a grid or comparison starts again; its finished cells come from the cache
+            if old.status not in (STOPPED, FAILED):
+                return error(400, "only a stopped or failed grid or comparison can be resumed")
+            job = runner.submit_batch(old.batch, old.inputs)
+            return job.summary(runner.position(job))
         if not runner.state_path(old.spec).is_file():
             return error(400, "no saved state for this run: only a stopped run can be resumed")
         job = runner.submit(old.spec, old.inputs, resume_from=old)
@@ -189,6 +197,39 @@ def _spec_of(fields: dict[str, str], uploads: Uploads, offered: tuple[str, ...],
         content = uploads.path(fields.get("content") or "")
         style = uploads.path(fields.get("style") or "")
         return form.build_spec(args, content, style)
+
+
+def _add_batch_routes(app: FastAPI, runner: JobRunner, uploads: Uploads, offered: tuple[str, ...],
+                      limits: run_limits.Limits) -> None:
+    """`POST /api/grids` and `POST /api/comparisons`: the form (images as repeated fields) -> a queued batch."""
+    from weights.errors import WeightsError
+
+    async def start(request: Request, kind: str):
+        data = await request.form()
+        fields = {k: v for k, v in data.items() if isinstance(v, str) and k not in batch.LIST_FIELDS}
+        lists = {k: [v for v in data.getlist(k) if isinstance(v, str)] for k in batch.LIST_FIELDS}
+        try:
+            planned = await asyncio.to_thread(_batch_of, kind, fields, lists, uploads, offered, limits,
+                                              runner.out_dir)
+        except (DetstyleError, WeightsError) as exc:
+            return error(400, str(exc))
+        job = runner.submit_batch(planned, {k: ", ".join(lists[k]) for k in ("contents", "styles")})
+        return job.summary(runner.position(job))
+
+    @app.post("/api/grids")
+    async def grid(request: Request):
+        return await start(request, batch.GRID)
+
+    @app.post("/api/comparisons")
+    async def comparison(request: Request):
+        return await start(request, batch.COMPARE)
+
+
+def _batch_of(kind: str, fields: dict[str, str], lists: dict[str, list[str]], uploads: Uploads,
+              offered: tuple[str, ...], limits: run_limits.Limits, out: Path):
+    """The CLI's plan of a grid or comparison form, built under the server's limits (a worker thread: it hashes)."""
+    with run_limits.using(limits):
+        return batch.plan_batch(kind, fields, lists, uploads.path, offered, out)
 
 
 async def _stream(runner: JobRunner, job):

@@ -66,11 +66,19 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _walk(root: Path):
-    """(folder, file names) under `root`, symlinked folders not followed, skipped folders left out."""
+    """(folder, file names) under `root`, symlinked folders not followed, skipped folders left out.
+
+    Batch caches are left out too (a grid's `detstyle-cache/`, a comparison's `runs/`): their
+    results are shown as the cells of their grid or comparison, not again as single runs.
+    """
+    from transfer.cli.grid import CACHE_NAME
+
     for folder, dirs, files in os.walk(root, followlinks=False):
         here = Path(folder)
         if here == root:
             dirs[:] = [d for d in dirs if d not in SKIPPED_FOLDERS]
+        compare = MARKER_PREFIX + "compare" in files
+        dirs[:] = [d for d in dirs if d != CACHE_NAME and not (compare and d == "runs")]
         dirs.sort()
         yield here, dirs, sorted(files)
 

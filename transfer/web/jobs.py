@@ -10,9 +10,12 @@ returns True when the page asked to stop.  Stopping saves a resumable state
 run goes into the content-addressed `RunStore` at `OUT_DIR/runs/`, where the gallery and
 `detstyle grid`'s cache format find it.
 
-Subscribers read a job with `Job.update(cursor)`: the steps and previews after their
-cursor, so a late subscriber (a second tab) first gets the whole loss history and the
-latest image, then the same live updates as the first.
+A grid or comparison (`transfer.web.batch`) is a job too, in the same queue: its steps
+carry the index of their cell, and each finished cell adds an entry to `Job.cells`.
+
+Subscribers read a job with `Job.update(cursor)`: the steps, previews and finished cells
+after their cursor, so a late subscriber (a second tab) first gets the whole loss history
+and the latest image, then the same live updates as the first.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 
 from transfer import limits as run_limits
 from transfer.core.spec import RunSpec
+from transfer.web.batch import GRID, BatchJob, BatchStopped, run_batch
 from transfer.web.files import url_of
 
 log = logging.getLogger("detstyle")
@@ -61,6 +65,7 @@ class Cursor:
 
     steps: int = 0
     preview: int = -1
+    cells: int = 0
 
 
 @dataclasses.dataclass
@@ -78,6 +83,9 @@ class Job:
     previews: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=KEPT_PREVIEWS))
     result: str | None = None  # URL of the PNG once there is one
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    batch: BatchJob | None = None  # a grid or comparison; None: one run
+    cells: list[dict] = dataclasses.field(default_factory=list)  # finished units of a batch, in finishing order
+    files: dict[str, str] = dataclasses.field(default_factory=dict)  # a finished batch's downloads, label -> URL
 
     def update(self, cursor: Cursor, position: int) -> tuple[dict, Cursor]:
         """What changed since `cursor` (all history and the latest preview for a new subscriber)."""
@@ -86,16 +94,25 @@ class Job:
             previews = previews[-1:]
         update = {"id": self.id, "full": cursor.preview < 0, "status": self.status, "position": position,
                   "message": self.message, "total": self.total, "points": self.history[cursor.steps:],
-                  "result": self.result,
+                  "result": self.result, **self._batch_fields(), "cells": self.cells[cursor.cells:],
                   "previews": [{"seq": seq, "step": step, "image": uri} for seq, step, uri in previews]}
         last = previews[-1][0] if previews else cursor.preview
-        return update, Cursor(len(self.history), max(last, 0 if cursor.preview < 0 else cursor.preview))
+        return update, Cursor(len(self.history), max(last, 0 if cursor.preview < 0 else cursor.preview),
+                              len(self.cells))
+
+    def _batch_fields(self) -> dict:
+        """What a batch adds: its kind, its number of units, the equivalent command, its downloads."""
+        if self.batch is None:
+            return {"kind": "run"}
+        return {"kind": self.batch.kind, "units": len(self.batch.units), "command": self.batch.argv,
+                "files": self.files}
 
     def summary(self, position: int) -> dict:
         last = self.history[-1] if self.history else None
         return {"id": self.id, "status": self.status, "position": position, "message": self.message,
                 "inputs": self.inputs, "digest": self.spec.digest()[:16], "total": self.total,
-                "step": last["step"] if last else 0, "result": self.result, "spec": self.spec.to_dict()}
+                "step": last["step"] if last else 0, "result": self.result, "spec": self.spec.to_dict(),
+                **self._batch_fields(), "cells_done": len(self.cells)}
 
 
 class JobRunner:
@@ -116,8 +133,14 @@ class JobRunner:
     # --- the page's requests -------------------------------------------------
     def submit(self, spec: RunSpec, inputs: dict[str, str], *, resume_from: Job | None = None) -> Job:
         """Queue a run; `resume_from`: a stopped job whose saved state this one continues (its curve too)."""
-        job = Job(uuid.uuid4().hex[:12], spec, dict(inputs), resume=resume_from is not None,
-                  history=list(resume_from.history) if resume_from else [])
+        return self._queue(Job(uuid.uuid4().hex[:12], spec, dict(inputs), resume=resume_from is not None,
+                               history=list(resume_from.history) if resume_from else []))
+
+    def submit_batch(self, batch: BatchJob, inputs: dict[str, str]) -> Job:
+        """Queue a grid or comparison (again: its finished cells are taken from the cache)."""
+        return self._queue(Job(uuid.uuid4().hex[:12], batch.spec, dict(inputs), batch=batch))
+
+    def _queue(self, job: Job) -> Job:
         with self.lock:
             self.jobs[job.id] = job
             self.queue.append(job)
@@ -188,7 +211,12 @@ class JobRunner:
         from weights.errors import WeightsError
 
         try:
-            self._finish(job, self._stylize(job))
+            if job.batch is not None:
+                self._finish_batch(job, self._run_batch(job))
+            else:
+                self._finish(job, self._stylize(job))
+        except BatchStopped:
+            self._stopped_batch(job)
         except (DetstyleError, WeightsError) as exc:
             self._fail(job, " ".join(str(exc).split()))
         except Exception as exc:  # noqa: BLE001 - the worker must survive a bug in one run; the page says what
@@ -215,14 +243,16 @@ class JobRunner:
             self._backbone = (key, load_backbone(spec.backbone, seed=spec.seed))
         return self._backbone[1]
 
-    def _callback(self, job: Job):
+    def _callback(self, job: Job, cell: int | None = None):
+        """Stylize's per-step callback: record the losses (with the batch cell), a preview now and then."""
         def on_step(info) -> bool:
             every = self.preview_every or max(1, info.steps // PREVIEWS_PER_RUN)
             uri = preview_uri(info.image()) if info.step == 1 or info.step % every == 0 or info.step == info.steps \
                 else None
             with self.lock:
                 job.total = info.steps
-                job.history.append({"step": info.step, "losses": info.losses, "seconds": round(info.seconds, 3)})
+                point = {"step": info.step, "losses": info.losses, "seconds": round(info.seconds, 3)}
+                job.history.append(point if cell is None else {**point, "cell": cell})
                 if uri is not None:
                     job.previews.append((next(self._sequence), info.step, uri))
             return job.stop.is_set() or self.closing
@@ -250,3 +280,49 @@ class JobRunner:
     def _fail(self, job: Job, message: str) -> None:
         with self.lock:
             job.status, job.message = FAILED, message
+
+    # --- grids and comparisons -------------------------------------------------
+    def _run_batch(self, job: Job) -> int:
+        batch = job.batch
+        backbone = self._load_backbone(batch.spec) if batch.kind == GRID else None  # a grid's cells share one
+        return run_batch(batch, _BatchProgress(self, job), backbone)
+
+    def _finish_batch(self, job: Job, ran: int) -> None:
+        files = {label: url_of(self.out_dir, path) for label, path in job.batch.files().items() if path.is_file()}
+        total = len(job.batch.units)
+        with self.lock:
+            job.status, job.files, job.result = DONE, files, files.get("figure")
+            job.message = f"finished: {ran} of {total} cells run now, {total - ran} taken from the cache"
+
+    def _stopped_batch(self, job: Job) -> None:
+        with self.lock:
+            done, total = len(job.cells), len(job.batch.units)
+            job.status = STOPPED
+            job.message = (f"stopped with {done} of {total} cells finished (kept in the cache); "
+                           f"resume runs the other {total - done}")
+
+
+class _BatchProgress:
+    """`transfer.web.batch.Progress` for one job: steps and finished cells into the job, Stop as an exception."""
+
+    def __init__(self, runner: JobRunner, job: Job):
+        self.runner, self.job = runner, job
+
+    def check(self) -> None:
+        if self.job.stop.is_set() or self.runner.closing:
+            raise BatchStopped(self.job.id)
+
+    def step_callback(self, index: int):
+        on_step = self.runner._callback(self.job, cell=index)
+
+        def step(info) -> bool:
+            if on_step(info):  # never return True: stylize would end early and the cell be stored half-done
+                raise BatchStopped(self.job.id)
+            return False
+
+        return step
+
+    def unit_done(self, index: int, name: str, image: Path, cached: bool) -> None:
+        entry = {"index": index, "name": name, "image": url_of(self.runner.out_dir, image), "cached": cached}
+        with self.runner.lock:
+            self.job.cells.append(entry)

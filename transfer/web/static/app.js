@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { job: null, source: null, points: [], total: 0 };
+const state = { job: null, source: null, points: [], total: 0, cells: 0 };
 
 function showError(message) {
   const box = $("error");
@@ -33,6 +33,21 @@ async function loadOptions() {
   $("steps").value = options.defaults.steps;
   $("seed").value = options.defaults.seed;
   $("precision").value = options.defaults.precision;
+  fillSelect($("backbones"), options.backbones);
+  for (const option of $("backbones").options) option.selected = true;
+  fillSelect($("presets"), options.layers);
+}
+
+// The grid/comparison pickers offer the same inputs as the run form's, several at a time.
+function fillMulti(select, inputs, fallback) {
+  const keep = new Set([...select.selectedOptions].map((o) => o.value));
+  if (!keep.size) keep.add(fallback);
+  select.innerHTML = "";
+  for (const item of inputs) {
+    const option = new Option(`${item.name} (${item.width}x${item.height})`, item.id);
+    option.selected = keep.has(item.id);
+    select.add(option);
+  }
 }
 
 async function loadInputs(selected) {
@@ -44,6 +59,8 @@ async function loadInputs(selected) {
     select.value = keep;
     showThumb(kind);
   }
+  fillMulti($("contents"), inputs, "grace_hopper");
+  fillMulti($("styles"), inputs, "generated_style");
 }
 
 function showThumb(kind) {
@@ -77,6 +94,25 @@ async function start(event) {
   }
 }
 
+// A grid or comparison: the run form's settings, the chosen images (and backbones, presets) as repeated fields.
+async function startBatch(kind) {
+  showError("");
+  const data = new FormData($("run-form"));
+  data.delete("content");
+  data.delete("style");
+  const lists = kind === "grid" ? ["contents", "styles"] : ["contents", "styles", "backbones", "presets"];
+  if (kind === "compare") { data.delete("backbone"); data.delete("layers"); }
+  for (const id of lists) {
+    for (const option of $(id).selectedOptions) data.append($(id).name, option.value);
+  }
+  try {
+    const job = await request(kind === "grid" ? "/api/grids" : "/api/comparisons", { method: "POST", body: data });
+    follow(job.id);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
 async function act(action) {
   if (!state.job) return;
   try {
@@ -92,6 +128,11 @@ function follow(id) {
   if (state.source) state.source.close();
   state.job = id;
   state.points = [];
+  state.cells = 0;
+  $("cells").replaceChildren();
+  $("cells").hidden = true;
+  $("files").replaceChildren();
+  $("files").hidden = true;
   history.replaceState(null, "", `#job=${id}`);
   $("download").classList.add("disabled");
   const source = new EventSource(`/api/jobs/${id}/events`);
@@ -101,7 +142,7 @@ function follow(id) {
 }
 
 function render(update) {
-  if (update.full) state.points = [];  // a (re)connected stream starts with the whole history
+  if (update.full) { state.points = []; state.cells = 0; $("cells").replaceChildren(); }  // the whole history again
   state.points.push(...update.points);
   state.total = update.total || state.total;
   for (const preview of update.previews) {
@@ -112,24 +153,59 @@ function render(update) {
   }
   const step = state.points.length ? state.points[state.points.length - 1].step : 0;
   const where = update.status === "queued" ? ` (position ${update.position} in the queue)` : "";
-  const progress = state.total ? ` — step ${step} of ${state.total}` : "";
+  const running = update.status === "running" || update.status === "queued";
+  const batch = update.kind && update.kind !== "run";
+  if (batch) showCells(update);
+  const stepText = state.total ? `step ${step} of ${state.total}` : "";
+  const progress = batch
+    ? ` — ${update.kind}: ${state.cells} of ${update.units} cells done${stepText && running ? ", " + stepText : ""}`
+    : (stepText ? ` — ${stepText}` : "");
   $("status").textContent = `${update.status}${where}${progress}${update.message ? ": " + update.message : ""}`;
   $("status").dataset.status = update.status;
   if (update.status === "failed") showError(update.message);
-  const running = update.status === "running" || update.status === "queued";
   $("stop").disabled = !running;
   $("resume").disabled = update.status !== "stopped";
   if (update.result) {
     $("download").href = update.result;
     $("download").classList.remove("disabled");
   }
+  showFiles(update.files);
   drawCurve();
   if (!running) state.source && state.source.close();
 }
 
-// The loss curve: total loss on a log scale, one polyline in an inline SVG.
+// Each finished cell of a grid or comparison, as a thumbnail of its cached image.
+function showCells(update) {
+  const box = $("cells");
+  for (const cell of update.cells) {
+    const figure = document.createElement("figure");
+    figure.innerHTML = "<a><img alt=''></a><figcaption></figcaption>";
+    figure.querySelector("a").href = cell.image;
+    figure.querySelector("img").src = cell.image;
+    figure.querySelector("figcaption").textContent = `${cell.index + 1}. ${cell.name}${cell.cached ? " (cached)" : ""}`;
+    box.append(figure);
+  }
+  state.cells = box.children.length;
+  box.hidden = !state.cells;
+}
+
+function showFiles(files) {
+  const box = $("files"), entries = Object.entries(files || {});
+  if (!entries.length) return;
+  box.replaceChildren(...entries.map(([label, url]) => {
+    const link = document.createElement("a");
+    link.href = url;
+    link.textContent = label;
+    link.download = "";
+    return link;
+  }));
+  box.hidden = false;
+}
+
+// The loss curve: total loss on a log scale, one polyline in an inline SVG (a batch: the running cell's).
 function drawCurve() {
-  const svg = $("loss-curve"), pts = state.points.filter((p) => p.losses.total > 0);
+  const newest = state.points[state.points.length - 1];
+  const svg = $("loss-curve"), pts = state.points.filter((p) => p.losses.total > 0 && p.cell === (newest && newest.cell));
   if (!pts.length) { svg.innerHTML = ""; return; }
   const logs = pts.map((p) => Math.log10(p.losses.total));
   const lo = Math.min(...logs), hi = Math.max(...logs), span = hi - lo || 1;
@@ -187,6 +263,8 @@ async function main() {
   $("run-form").addEventListener("submit", start);
   $("stop").addEventListener("click", () => act("stop"));
   $("resume").addEventListener("click", () => act("resume"));
+  $("start-grid").addEventListener("click", () => startBatch("grid"));
+  $("start-compare").addEventListener("click", () => startBatch("compare"));
   for (const kind of ["content", "style"]) {
     $(`${kind}-file`).addEventListener("change", (e) => upload(kind, e.target));
     $(kind).addEventListener("change", () => showThumb(kind));
