@@ -27,12 +27,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench import images  # noqa: E402
+from bench.report import to_json  # noqa: E402  (the one writer of results files)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -144,10 +144,6 @@ def markdown(record: dict) -> str:
                          f"{q.get('palette_swd', float('nan')):.4f} | {q.get('ssim', float('nan')):.3f} |")
     return "\n".join(lines)
 
-
-def to_json(record: dict) -> str:
-    """The file's exact text: one writer, so a test can tell a hand edit from the command's output."""
-    return json.dumps(record, indent=1)
 
 
 def build_parser() -> argparse.ArgumentParser:

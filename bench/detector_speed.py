@@ -28,7 +28,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -36,6 +35,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from bench.report import to_json  # noqa: E402  (the one writer of results files)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = 300
@@ -137,10 +137,6 @@ def bottleneck(training: list[dict], pipeline: dict) -> str:
     return (f"the step: even the fastest step ({step:.2f} s/image) is {ratio:.0f}x slower than the pipeline"
             if ratio >= 1 else f"the pipeline: it is {1 / ratio:.1f}x slower than the fastest step")
 
-
-def to_json(data: dict) -> str:
-    """The file's exact text: one writer, so a test can tell a hand edit from the command's output."""
-    return json.dumps(data, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:

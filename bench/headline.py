@@ -28,12 +28,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.images import require_file, stops_on_missing_image  # noqa: E402
 from bench.reference_curve import MILESTONES, matching_curve, milestones, target_at  # noqa: E402
+from bench.report import to_json  # noqa: E402  (the one writer of results files)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -91,10 +91,6 @@ def markdown(record: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
-
-def to_json(record: dict) -> str:
-    """The file's exact text: one writer, so a test can tell a hand edit from the command's output."""
-    return json.dumps(record, indent=1)
 
 
 def new_record(args: argparse.Namespace, backbone_name: str, pair: dict, target: float, first_s: float,

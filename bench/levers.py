@@ -29,13 +29,13 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.images import stops_on_missing_image  # noqa: E402
 from bench.reference_curve import MILESTONES, first_time_at_or_below, matching_curve, target_at  # noqa: E402
+from bench.report import to_json  # noqa: E402  (the one writer of results files)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -114,10 +114,6 @@ def markdown(record: dict) -> str:
         lines.append(f"| {name} | {precision} | " + " | ".join(cells) + f" | {run['final_loss'] / 1e6:.3f} M |")
     return "\n".join(lines)
 
-
-def to_json(record: dict) -> str:
-    """The file's exact text: one writer, so a test can tell a hand edit from the command's output."""
-    return json.dumps(record, indent=1)
 
 
 def build_parser() -> argparse.ArgumentParser:

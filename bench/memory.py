@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench import images
+from bench.report import to_json  # the one writer of results files
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -96,10 +97,6 @@ def record(size: int, load_average: float, rows: list[dict]) -> dict:
     """The file's content: the size, the load when the runs ended, one row per variant."""
     return {"size": size, "load_average": load_average, "rows": rows}
 
-
-def to_json(data: dict) -> str:
-    """The file's exact text: one writer, so a test can tell a hand edit from the command's output."""
-    return json.dumps(data, indent=1)
 
 
 @images.stops_on_missing_image

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import images
+from bench.report import to_json  # the one writer of results files
 
 #: The committed file keeps steps 1, 1 + TRACE_EVERY, ... of each trace, and its last step.
 TRACE_EVERY = 5
@@ -68,10 +69,6 @@ def race_record(size: int, content: str, style: str, backbone: str, runs: list[d
                "trace_every": TRACE_EVERY, "rows": [{k: v for k, v in r.items() if k != "trace"} for r in kept]}
     return {"summary": summary, "runs": kept}
 
-
-def to_json(record: dict) -> str:
-    """The file's exact text: one writer, so a test can tell a hand edit from the command's output."""
-    return json.dumps(record, indent=1)
 
 
 def figure(out: Path, size: int, destination: Path | None = None) -> Path:

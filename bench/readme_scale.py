@@ -9,13 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.readme_speed import read_optional
-
-
-def _para(text: str) -> str:
-    from bench.readme import _para as wrap
-
-    return wrap(text)
+from bench.readme_speed import _para, read_optional
 
 
 def ray_section(data: dict) -> str:

@@ -14,6 +14,11 @@ SCHEMA = 1
 BENCHMARKS = ("environment", "time_to_target", "step_time", "batching", "floors")
 
 
+def to_json(data) -> str:
+    """A results file's exact text: one writer, so a test can tell a hand edit from the command's output."""
+    return json.dumps(data, indent=1)
+
+
 def write(out: Path, run_info: dict, benchmarks: dict) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []

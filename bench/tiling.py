@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import images
+from bench.report import to_json  # the one writer of results files
 from bench.memory import step_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,10 +132,6 @@ def record(memory: dict, seams: dict, load_average: float) -> dict:
     return {"content": CONTENT, "style": STYLE, "backbone": BACKBONE, "memory": memory, "seams": seams,
             "load_average": load_average}
 
-
-def to_json(data: dict) -> str:
-    """The file's exact text: one writer, so a test can tell a hand edit from the command's output."""
-    return json.dumps(data, indent=1)
 
 
 @images.stops_on_missing_image
